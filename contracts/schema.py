@@ -1,0 +1,134 @@
+"""JSON Schema (draft 2020-12) of the wire types, generated from the Structs.
+
+The Structs are the source of truth; ``contracts/schemas/*.schema.json`` are checked-in copies for
+producers and consumers that do not run Python. ``python -m contracts.schema write`` regenerates
+them, ``python -m contracts.schema check`` fails when they are stale. Importing this module does
+no I/O: files are read and written only by the CLI functions.
+"""
+
+import argparse
+import json
+import sys
+from collections.abc import Sequence
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Any
+
+import msgspec
+
+from contracts.commands import Command
+from contracts.events import Event
+
+DIALECT = "https://json-schema.org/draft/2020-12/schema"
+SCHEMA_DIR = Path(__file__).parent / "schemas"  # a path only; nothing is read at import
+
+
+@dataclass(frozen=True, slots=True)
+class SchemaDocument:
+    """One published schema: the union it describes and where its checked-in copy lives."""
+
+    file_name: str
+    schema_id: str
+    title: str
+    root: object  # a type msgspec can describe, here a tagged union of Structs
+
+
+DOCUMENTS: tuple[SchemaDocument, ...] = (
+    SchemaDocument(
+        "commands.schema.json",
+        "urn:session-worker:commands",
+        "Session worker command (sessions.commands record value)",
+        Command,
+    ),
+    SchemaDocument(
+        "events.schema.json",
+        "urn:session-worker:events",
+        "Session worker lifecycle event (sessions.events record value)",
+        Event,
+    ),
+)
+
+
+def build(document: SchemaDocument) -> dict[str, Any]:
+    """The schema as a dict: msgspec's union (with its discriminator) at the root, `$defs` below."""
+    (root,), definitions = msgspec.json.schema_components(
+        (document.root,), ref_template="#/$defs/{name}"
+    )
+    return {
+        "$schema": DIALECT,
+        "$id": document.schema_id,
+        "title": document.title,
+        **root,
+        "$defs": definitions,
+    }
+
+
+def render(document: SchemaDocument) -> str:
+    """The exact text of the checked-in file: sorted keys, two-space indent, trailing newline."""
+    return json.dumps(build(document), indent=2, sort_keys=True, ensure_ascii=False) + "\n"
+
+
+def write(directory: Path = SCHEMA_DIR) -> list[Path]:
+    """Rewrites every schema file under `directory`; returns the paths written."""
+    directory.mkdir(parents=True, exist_ok=True)
+    written = []
+    for document in DOCUMENTS:
+        path = directory / document.file_name
+        path.write_text(render(document), encoding="utf-8", newline="\n")
+        written.append(path)
+    return written
+
+
+def stale(directory: Path = SCHEMA_DIR) -> list[Path]:
+    """The schema files under `directory` that are missing or differ from what the Structs give."""
+    out_of_date = []
+    for document in DOCUMENTS:
+        path = directory / document.file_name
+        try:
+            current = path.read_text(encoding="utf-8")
+        except FileNotFoundError:
+            current = None
+        if current != render(document):
+            out_of_date.append(path)
+    return out_of_date
+
+
+def _shown(path: Path) -> str:
+    """The path relative to the working directory when it lies below it, else as given."""
+    try:
+        return str(path.resolve().relative_to(Path.cwd().resolve()))
+    except ValueError:
+        return str(path)
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(
+        prog="python -m contracts.schema",
+        description="Write or check the JSON Schema files generated from the contract Structs.",
+    )
+    parser.add_argument("action", choices=("write", "check"))
+    parser.add_argument(
+        "--dir", type=Path, default=SCHEMA_DIR, help="schema directory (default: %(default)s)"
+    )
+    args = parser.parse_args(argv)
+    directory: Path = args.dir
+    if args.action == "write":
+        for path in write(directory):
+            print(f"wrote {_shown(path)}")
+        return 0
+    out_of_date = stale(directory)
+    for path in out_of_date:
+        problem = "is out of date with the contract Structs" if path.exists() else "is missing"
+        print(
+            f"{_shown(path)} {problem}; "
+            "run `python -m contracts.schema write` and commit the result",
+            file=sys.stderr,
+        )
+    if out_of_date:
+        return 1
+    print(f"schema files are up to date ({len(DOCUMENTS)} checked)")
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())
