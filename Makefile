@@ -1,0 +1,60 @@
+# A newcomer's entry points: `make dev` to see it work, `make test` to check everything.
+# Everything the project needs is installed from here: Python packages into .venv, Debian's
+# redis-server (and a JDK and Maven if missing), and the Kafka broker's jars through mvn.
+
+PYTHON ?= python3
+VENV := .venv
+BIN := $(VENV)/bin
+STAMP := $(VENV)/.installed
+
+.PHONY: install system-deps kafka dev test test-fast lint format typecheck schemas clean
+
+install: system-deps $(STAMP) kafka
+
+# Root on Debian: apt-get works as is. Only what is missing is installed.
+system-deps:
+	@missing=""; \
+	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
+	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
+	command -v mvn >/dev/null || missing="$$missing maven"; \
+	if [ -n "$$missing" ]; then \
+		echo "installing:$$missing"; \
+		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
+	fi
+
+$(STAMP): pyproject.toml
+	$(PYTHON) -m venv $(VENV)
+	$(BIN)/pip install -q --upgrade pip
+	$(BIN)/pip install -q -e '.[dev]'
+	touch $@
+
+# Resolves the broker's jars with mvn (cached in ~/.m2 and .cache/kafka) and warms the JVM.
+kafka: $(STAMP)
+	$(BIN)/python -m worker.devenv resolve --warm
+
+dev: install
+	$(BIN)/session-worker dev
+
+test: install lint typecheck
+	$(BIN)/python -m contracts.schema check
+	$(BIN)/python -m pytest
+
+test-fast: $(STAMP)
+	$(BIN)/python -m pytest -m "not slow and not chaos"
+
+lint: $(STAMP)
+	$(BIN)/ruff check .
+	$(BIN)/ruff format --check .
+
+format: $(STAMP)
+	$(BIN)/ruff check --fix .
+	$(BIN)/ruff format .
+
+typecheck: $(STAMP)
+	$(BIN)/mypy
+
+schemas: $(STAMP)
+	$(BIN)/python -m contracts.schema write
+
+clean:
+	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache

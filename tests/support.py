@@ -1,0 +1,153 @@
+"""Test helpers over real services: publish commands, run workers, read what came out."""
+
+import asyncio
+import contextlib
+import json
+from collections.abc import Callable, Iterator
+from dataclasses import dataclass
+from types import TracebackType
+from typing import Any, Self
+
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+
+from worker.app import Worker
+from worker.devenv.services import Services, open_services
+from worker.settings import Settings
+from worker.topics import partitions_of
+
+__all__ = ["Record", "Services", "TopicReader", "WorkerHarness", "services_for_tests"]
+
+
+@contextlib.contextmanager
+def services_for_tests() -> Iterator[Services]:
+    with open_services(appendonly=True) as services:
+        yield services
+
+
+@dataclass(frozen=True)
+class Record:
+    partition: int
+    offset: int
+    key: bytes | None
+    value: bytes | None
+    headers: dict[str, bytes]
+
+    def json(self) -> Any:
+        return json.loads(self.value or b"null")
+
+
+class TopicReader:
+    """Reads a whole topic from the beginning, keeping everything seen so far."""
+
+    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+        self._consumer = AIOKafkaConsumer(
+            bootstrap_servers=bootstrap_servers, enable_auto_commit=False
+        )
+        self._topic = topic
+        self._bootstrap_servers = bootstrap_servers
+        self.records: list[Record] = []
+
+    async def start(self) -> None:
+        await self._consumer.start()
+        partitions = await partitions_of(self._bootstrap_servers, self._topic)
+        tps = [TopicPartition(self._topic, p) for p in partitions]
+        self._consumer.assign(tps)
+        await self._consumer.seek_to_beginning(*tps)
+
+    async def stop(self) -> None:
+        await self._consumer.stop()
+
+    async def poll(self, timeout_ms: int = 200) -> None:
+        batch = await self._consumer.getmany(timeout_ms=timeout_ms)
+        for records in batch.values():
+            for r in records:
+                headers = {k: bytes(v) for k, v in (r.headers or ())}
+                self.records.append(Record(r.partition, r.offset, r.key, r.value, headers))
+
+    async def wait_for(
+        self, predicate: Callable[[list[Record]], bool], timeout_s: float = 30.0
+    ) -> list[Record]:
+        """Polls until `predicate(records)` holds; fails with what was seen otherwise."""
+        loop = asyncio.get_running_loop()
+        deadline = loop.time() + timeout_s
+        while not predicate(self.records):
+            if loop.time() > deadline:
+                seen = [r.value[:200] if r.value else None for r in self.records]
+                raise AssertionError(f"timed out on {self._topic}; saw {len(seen)}: {seen}")
+            await self.poll()
+        return self.records
+
+    async def wait_count(self, count: int, timeout_s: float = 30.0) -> list[Record]:
+        return await self.wait_for(lambda rs: len(rs) >= count, timeout_s)
+
+    async def settle(self, quiet_s: float = 1.0) -> list[Record]:
+        """Everything that arrives until nothing new has come for `quiet_s` seconds."""
+        loop = asyncio.get_running_loop()
+        last = loop.time()
+        seen = len(self.records)
+        while loop.time() - last < quiet_s:
+            await self.poll(100)
+            if len(self.records) != seen:
+                seen, last = len(self.records), loop.time()
+        return self.records
+
+
+class WorkerHarness:
+    """A producer of commands, readers of events and dead letters, and in-process workers."""
+
+    def __init__(self, settings: Settings) -> None:
+        self.settings = settings
+        self._producer = AIOKafkaProducer(
+            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all"
+        )
+        self.events = TopicReader(settings.kafka_bootstrap_servers, settings.events_topic)
+        self.dead_letters = TopicReader(
+            settings.kafka_bootstrap_servers, settings.dead_letter_topic
+        )
+        self._workers: list[tuple[Worker, asyncio.Task[None]]] = []
+
+    async def __aenter__(self) -> Self:
+        await self._producer.start()
+        try:
+            await self.events.start()
+            await self.dead_letters.start()
+        except BaseException:
+            await self.__aexit__(None, None, None)
+            raise
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.stop_workers()
+        await self._producer.stop()
+        await self.events.stop()
+        await self.dead_letters.stop()
+
+    async def send(self, command: dict[str, Any] | bytes, key: str | bytes | None = None) -> None:
+        """Publishes one command; the key defaults to the command's sessionId, as upstream does."""
+        value = command if isinstance(command, bytes) else json.dumps(command).encode()
+        if key is None and isinstance(command, dict):
+            key = command.get("sessionId")
+        raw_key = key.encode() if isinstance(key, str) else key
+        await self._producer.send_and_wait(self.settings.commands_topic, value, key=raw_key)
+
+    def start_worker(self, **overrides: Any) -> Worker:
+        worker = Worker(self.settings.replace(**overrides), handle_signals=False)
+        self._workers.append((worker, asyncio.create_task(worker.run())))
+        return worker
+
+    async def run_until_idle(self, **overrides: Any) -> None:
+        """Runs a worker until everything sent so far is processed and committed."""
+        worker = Worker(self.settings.replace(**overrides), handle_signals=False)
+        await asyncio.wait_for(worker.run(burst=True), timeout=60)
+
+    async def stop_workers(self) -> None:
+        for worker, _ in self._workers:
+            worker.request_stop()
+        for _, task in self._workers:
+            await asyncio.wait_for(task, timeout=30)
+        self._workers.clear()

@@ -1,0 +1,64 @@
+"""A crash between the Redis write and the event's delivery loses nothing and adds nothing:
+the replayed records produce the very same events, once each."""
+
+import pytest
+import redis.asyncio as aioredis
+from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
+
+from tests.factories import create_command
+from tests.support import WorkerHarness
+from worker.clock import now_ms
+from worker.keys import KeySpace
+from worker.processor import BatchProcessor, Limits
+from worker.store import SessionStore
+from worker.topics import partitions_of
+
+pytestmark = pytest.mark.asyncio(loop_scope="function")
+
+
+async def test_records_applied_but_never_announced_are_announced_once_with_the_same_events(
+    harness: WorkerHarness, redis_client: aioredis.Redis
+) -> None:
+    s = harness.settings
+    first = create_command()
+    conflicting = create_command(first["sessionId"], name="again")
+    second = create_command()
+    for command in (first, conflicting, second):
+        await harness.send(command)
+
+    # A worker that dies right after its Redis round trip: the changes are stored, the events
+    # were never sent and the offsets never committed.
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=s.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(s.commands_topic, p)
+            for p in await partitions_of(s.kafka_bootstrap_servers, s.commands_topic)
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while len(records) < 3:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    store = SessionStore(redis_client, KeySpace(s.key_prefix), s.outbox_ttl_ms)
+    limits = Limits(s.max_record_bytes, s.expired_retention_ms, s.tombstone_ttl_ms)
+    lost = await BatchProcessor(store, limits, now_ms).process(records)
+    assert [o.result for o in lost].count("applied") == 2
+
+    # The next owner replays all three records.
+    await harness.run_until_idle()
+
+    events = await harness.events.settle(1.0)
+    assert sorted(e.value or b"" for e in events) == sorted(o.event or b"" for o in lost)
+    (dead,) = await harness.dead_letters.wait_count(1)
+    assert dead.headers["error.code"] == b"conflict"
+    # Committed, so the outbox is cleaned up: nothing but the sessions stays in Redis.
+    await harness.run_until_idle()
+    keys = KeySpace(s.key_prefix)
+    for command in (first, second):
+        assert not await redis_client.exists(keys.session(command["sessionId"]).outbox)

@@ -1,0 +1,41 @@
+"""Every default and fixed value of the worker, each with the reason for it."""
+
+COMMANDS_TOPIC = "sessions.commands"  # contract default
+EVENTS_TOPIC = "sessions.events"  # contract default
+DEAD_LETTER_TOPIC = "sessions.commands.dlq"  # contract default
+GROUP_ID = "session-worker"
+
+MAX_RECORD_BYTES = (
+    1_048_576  # 1 MiB: Kafka's default max.message.bytes, so a record that big is odd
+)
+BATCH_MAX_RECORDS = 500  # enough to amortise round trips; small enough to drain within a rebalance
+POLL_TIMEOUT_MS = 200  # how long getmany waits for records before the loop checks for stop
+SHUTDOWN_GRACE_S = 20.0  # within Kubernetes' default 30 s termination grace, with margin
+
+KEY_PREFIX = "sw"  # every Redis key starts with it, so a shared Redis can host other apps
+# Session keys are spread over this many hash tags. Keys of one session and its bucket's expiry
+# index share a tag, so each step is one atomic script even on Redis Cluster. Changing it
+# re-homes every key: it is fixed, not a setting.
+BUCKETS = 256
+
+# After the TTL ran out, the meta record keeps the last snapshot this long so that the expiry
+# event can still be emitted if no worker was running (7 days: Kafka's default retention, so an
+# outage as long as the commands survive loses no expiry either).
+EXPIRED_RETENTION_MS = 7 * 24 * 3600 * 1000
+# A deleted or expired session's tombstone (version, owner, commandId marks) lives this long, so
+# a late repeat of an old command is recognised instead of resurrecting the session.
+TOMBSTONE_TTL_MS = 24 * 3600 * 1000
+# Outbox entries are removed once their offsets are committed; the TTL only bounds what a crash
+# between commit and clean-up leaves behind. As long as Kafka keeps the commands (7 days).
+OUTBOX_TTL_MS = 7 * 24 * 3600 * 1000
+
+SECRET_MARK = "[redacted]"  # noqa: S105 - a placeholder, not a password; what a credential is replaced with in snapshots, events and logs
+
+# Dead-letter record headers (names follow Kafka Connect's dotted style).
+HEADER_ERROR_CODE = "error.code"
+HEADER_ERROR_MESSAGE = "error.message"
+HEADER_ERROR_PATH = "error.path"
+HEADER_EVENT_ID = "error.event_id"
+HEADER_SOURCE_TOPIC = "source.topic"
+HEADER_SOURCE_PARTITION = "source.partition"
+HEADER_SOURCE_OFFSET = "source.offset"

@@ -1,0 +1,36 @@
+"""One error hierarchy for the worker; ``retriable`` tells the loop to back off and try again."""
+
+from dataclasses import dataclass
+
+from contracts.events import RejectionCode
+
+
+class WorkerError(Exception):
+    """Base of every error the worker raises on purpose."""
+
+    retriable: bool = False
+
+
+class SettingsError(WorkerError):
+    """A setting has a value the worker cannot run with; the message names the setting."""
+
+
+class StoreUnavailableError(WorkerError):
+    """Redis could not be reached or answered with an error: wait and retry, never skip."""
+
+    retriable = True
+
+
+class ConcurrentChangeError(WorkerError):
+    """A session kept changing under us (another owner or the sweeper): retry the batch."""
+
+    retriable = True
+
+
+@dataclass(frozen=True, slots=True)
+class Rejection:
+    """Why a command is not applied: becomes a ``command.rejected`` event and a dead letter."""
+
+    code: RejectionCode
+    message: str
+    path: str | None = None

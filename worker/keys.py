@@ -1,0 +1,40 @@
+"""Redis key layout. Everything of one session, and its bucket's expiry index, shares one hash tag.
+
+The tag is a bucket number computed from the session id (never the raw id, which may hold
+braces), so a session's multi-key steps are single atomic scripts on Redis Cluster as well, and
+the expiry index is split into `BUCKETS` parts that sweepers can share.
+"""
+
+import zlib
+from dataclasses import dataclass
+
+from worker.constants import BUCKETS
+
+
+def bucket_of(session_id: str) -> int:
+    return zlib.crc32(session_id.encode()) % BUCKETS
+
+
+@dataclass(frozen=True, slots=True)
+class SessionKeys:
+    live: str  # STRING: the snapshot, TTL = expirationSeconds (the contract's live record)
+    meta: str  # HASH: version, owner, status, expiry, last snapshot, commandId marks
+    outbox: str  # HASH: offset -> event bytes, until the offset is committed
+    index: str  # ZSET: the bucket's expiry index, session id scored by expiresAt (ms)
+
+
+class KeySpace:
+    def __init__(self, prefix: str) -> None:
+        self.prefix = prefix
+
+    def bucket_index(self, bucket: int) -> str:
+        return f"{self.prefix}:{{{bucket}}}:x"
+
+    def session(self, session_id: str) -> SessionKeys:
+        tag = f"{self.prefix}:{{{bucket_of(session_id)}}}"
+        return SessionKeys(
+            live=f"{tag}:s:{session_id}",
+            meta=f"{tag}:m:{session_id}",
+            outbox=f"{tag}:o:{session_id}",
+            index=f"{tag}:x",
+        )

@@ -1,0 +1,413 @@
+"""Turns a batch of command records into outcomes: decide in Python, apply in Redis, in order.
+
+One batch costs one Redis round trip in the common case: creates are applied blind (guarded on
+"no such session"), and only sessions touched by an update or delete, or whose guard failed, are
+read first. Commands of one session are decided in partition order, each on the state the
+previous one leaves, and Redis applies them in that order or not at all.
+"""
+
+from collections.abc import Callable, Sequence
+from dataclasses import dataclass
+from typing import Literal, Protocol
+
+import msgspec
+
+from contracts.commands import Command, CreateSession
+from contracts.events import CommandRejected
+from worker.decoding import Decoded, Undecodable, decode_record
+from worker.errors import ConcurrentChangeError, Rejection
+from worker.eventing import (
+    command_event_id,
+    encode_snapshot,
+    rejection_event,
+    rejection_event_id,
+    session_event,
+)
+from worker.store import (
+    Applied,
+    Op,
+    OpResult,
+    ReadRequest,
+    Replayed,
+    SessionOps,
+    SessionStore,
+    mark_field,
+    outbox_field,
+)
+from worker.transitions import (
+    Decision,
+    Delete,
+    Duplicate,
+    Put,
+    Reject,
+    SessionView,
+    Unchanged,
+    after,
+    decide,
+)
+
+# A session that changes under us this many times in one batch is contended by another owner;
+# the batch is retried as a whole (replays make that safe) after a back-off.
+MAX_ATTEMPTS = 5
+
+Result = Literal["applied", "rejected", "duplicate", "replayed"]
+
+_rejection_decoder = msgspec.json.Decoder(CommandRejected)
+
+
+class Record(Protocol):
+    """What the processor reads of a Kafka record (aiokafka's ConsumerRecord fits)."""
+
+    @property
+    def topic(self) -> str: ...
+    @property
+    def partition(self) -> int: ...
+    @property
+    def offset(self) -> int: ...
+    @property
+    def key(self) -> bytes | None: ...
+    @property
+    def value(self) -> bytes | None: ...
+    @property
+    def timestamp(self) -> int: ...
+
+
+@dataclass(frozen=True, slots=True)
+class Outcome:
+    record: Record
+    result: Result
+    event: bytes | None  # to the events topic; None for a duplicate
+    event_key: bytes | None
+    event_type: str | None
+    event_id: str | None
+    rejection: Rejection | None  # set: the record also goes to the dead-letter topic
+    command_id: str | None = None
+    org_id: str | None = None
+    session_id: str | None = None
+    outbox: tuple[str, str] | None = None  # (session id, field) to clean once committed
+
+
+@dataclass(frozen=True, slots=True)
+class Limits:
+    max_record_bytes: int
+    expired_retention_ms: int
+    tombstone_ttl_ms: int
+
+
+@dataclass(frozen=True, slots=True)
+class _Planned:
+    index: int
+    op: Op | None  # None: settled without Redis (a duplicate)
+    outcome: Outcome
+
+
+class BatchProcessor:
+    def __init__(self, store: SessionStore, limits: Limits, clock: Callable[[], int]) -> None:
+        self._store = store
+        self._limits = limits
+        self._clock = clock
+
+    async def process(self, records: Sequence[Record]) -> list[Outcome]:
+        """Outcomes in the order of `records`; Redis holds every change before this returns."""
+        now = self._clock()
+        outcomes: list[Outcome | None] = [None] * len(records)
+        commands: dict[int, Command] = {}
+        todo: dict[str, list[int]] = {}
+        for i, record in enumerate(records):
+            decoded = decode_record(record.key, record.value, self._limits.max_record_bytes)
+            if isinstance(decoded, Undecodable):
+                outcomes[i] = _undecodable(record, decoded)
+            else:
+                assert isinstance(decoded, Decoded)  # noqa: S101 - narrows for mypy
+                commands[i] = decoded.command
+                todo.setdefault(decoded.command.session_id, []).append(i)
+
+        for attempt in range(MAX_ATTEMPTS):
+            if not todo:
+                break
+            views = await self._views(records, commands, todo, outcomes, blind=attempt == 0)
+            plans = {
+                sid: self._plan(records, commands, indices, views[sid], outcomes, now)
+                for sid, indices in todo.items()
+            }
+            groups = [
+                SessionOps(sid, [p.op for p in plan if p.op is not None])
+                for sid, plan in plans.items()
+                if any(p.op is not None for p in plan)
+            ]
+            results = dict(
+                zip(
+                    (g.session_id for g in groups),
+                    await self._store.apply(groups),
+                    strict=True,
+                )
+            )
+            todo = {}
+            for sid, plan in plans.items():
+                rest = _settle(plan, results.get(sid, []), records, commands, outcomes)
+                if rest:
+                    todo[sid] = rest
+        if todo:
+            raise ConcurrentChangeError(f"{len(todo)} sessions kept changing during the batch")
+        return [o for o in outcomes if o is not None]
+
+    async def _views(
+        self,
+        records: Sequence[Record],
+        commands: dict[int, Command],
+        todo: dict[str, list[int]],
+        outcomes: list[Outcome | None],
+        *,
+        blind: bool,
+    ) -> dict[str, SessionView]:
+        """The state each session's next command finds; replays found on the way are settled."""
+        views: dict[str, SessionView] = {}
+        requests: list[ReadRequest] = []
+        for sid, indices in todo.items():
+            if blind and isinstance(commands[indices[0]], CreateSession):
+                # Most sessions start in this batch: guess "new" and let Redis' guard check it.
+                views[sid] = SessionView()
+            else:
+                requests.append(
+                    ReadRequest(
+                        sid,
+                        [outbox_field(records[i].partition, records[i].offset) for i in indices],
+                        [commands[i].command_id for i in indices],
+                    )
+                )
+        for request, state in zip(requests, await self._store.read(requests), strict=True):
+            views[request.session_id] = SessionView(
+                version=state.version,
+                snapshot=state.snapshot,
+                org_id=state.org_id,
+                expires_ms=state.expires_ms,
+                applied=state.applied,
+            )
+            remaining = []
+            for i, replay in zip(todo[request.session_id], state.replays, strict=True):
+                if replay is None:
+                    remaining.append(i)
+                else:
+                    outcomes[i] = _replayed(records[i], commands[i], replay)
+            todo[request.session_id] = remaining
+        return views
+
+    def _plan(
+        self,
+        records: Sequence[Record],
+        commands: dict[int, Command],
+        indices: list[int],
+        view: SessionView,
+        outcomes: list[Outcome | None],
+        now: int,
+    ) -> list[_Planned]:
+        plan = []
+        for i in indices:
+            if outcomes[i] is not None:
+                continue  # settled as a replay while reading
+            command = commands[i]
+            decision = decide(command, view, now)
+            op, outcome, snapshot = self._op(records[i], command, view, decision, now)
+            plan.append(_Planned(i, op, outcome))
+            view = after(view, command, decision, snapshot)
+        return plan
+
+    def _op(
+        self, record: Record, command: Command, view: SessionView, decision: Decision, now: int
+    ) -> tuple[Op | None, Outcome, bytes]:
+        sid, cid, org = command.session_id, command.command_id, command.org_id
+        field = outbox_field(record.partition, record.offset)
+        key = sid.encode()
+        transition_id = command_event_id(sid, cid)
+
+        def outcome(
+            result: Result,
+            event: bytes | None,
+            event_type: str | None,
+            event_id: str | None,
+            rejection: Rejection | None = None,
+        ) -> Outcome:
+            return Outcome(
+                record,
+                result,
+                event,
+                key,
+                event_type,
+                event_id,
+                rejection,
+                cid,
+                org,
+                sid,
+                (sid, field) if event is not None else None,
+            )
+
+        match decision:
+            case Put():
+                snapshot = encode_snapshot(decision.session)
+                event = session_event(
+                    event_type=decision.event_type,
+                    event_id=transition_id,
+                    timestamp_ms=now,
+                    org_id=org,
+                    session_id=sid,
+                    version=decision.version,
+                    snapshot=snapshot,
+                    command_id=cid,
+                )
+                op = Op(
+                    "put",
+                    field,
+                    view.version,
+                    view.live,
+                    event,
+                    snapshot,
+                    decision.expires_ms,
+                    decision.version,
+                    org,
+                    decision.session.status,
+                    mark_field(cid),
+                    decision.expires_ms + self._limits.expired_retention_ms,
+                )
+                return op, outcome("applied", event, decision.event_type, transition_id), snapshot
+            case Delete():
+                assert view.snapshot is not None  # noqa: S101 - only a live session is deleted
+                event = session_event(
+                    event_type=decision.event_type,
+                    event_id=transition_id,
+                    timestamp_ms=now,
+                    org_id=org,
+                    session_id=sid,
+                    version=decision.version,
+                    snapshot=view.snapshot,
+                    command_id=cid,
+                )
+                op = Op(
+                    "delete",
+                    field,
+                    view.version,
+                    True,
+                    event,
+                    new_version=decision.version,
+                    mark_field=mark_field(cid),
+                    meta_expire_at_ms=now + self._limits.tombstone_ttl_ms,
+                )
+                return op, outcome("applied", event, decision.event_type, transition_id), b""
+            case Unchanged():
+                assert view.snapshot is not None  # noqa: S101 - only a live session is unchanged
+                event = session_event(
+                    event_type=decision.event_type,
+                    event_id=transition_id,
+                    timestamp_ms=now,
+                    org_id=org,
+                    session_id=sid,
+                    version=view.version,
+                    snapshot=view.snapshot,
+                    command_id=cid,
+                )
+                op = Op("keep", field, view.version, True, event)
+                return op, outcome("applied", event, decision.event_type, transition_id), b""
+            case Reject():
+                rejection_id = rejection_event_id(record.topic, record.partition, record.offset)
+                event = rejection_event(
+                    event_id=rejection_id,
+                    timestamp_ms=now,
+                    rejection=decision.rejection,
+                    command_id=cid,
+                    org_id=org,
+                    session_id=sid,
+                )
+                op = Op("keep", field, view.version, view.live, event)
+                return (
+                    op,
+                    outcome(
+                        "rejected", event, "command.rejected", rejection_id, decision.rejection
+                    ),
+                    b"",
+                )
+            case Duplicate():
+                return None, outcome("duplicate", None, None, None), b""
+
+
+def _settle(
+    plan: list[_Planned],
+    results: list[OpResult],
+    records: Sequence[Record],
+    commands: dict[int, Command],
+    outcomes: list[Outcome | None],
+) -> list[int]:
+    """Records the outcomes Redis confirmed; returns the records to decide again, in order."""
+    pending = iter(results)
+    for position, planned in enumerate(plan):
+        if planned.op is None:
+            outcomes[planned.index] = planned.outcome
+            continue
+        result = next(pending, None)
+        if isinstance(result, Applied):
+            outcomes[planned.index] = planned.outcome
+            continue
+        if isinstance(result, Replayed):
+            outcomes[planned.index] = _replayed(
+                records[planned.index], commands[planned.index], result.event
+            )
+            position += 1
+        # Stale, replayed or not run: what follows was decided on a guess; decide it again.
+        return [p.index for p in plan[position:]]
+    return []
+
+
+def _replayed(record: Record, command: Command, event: bytes) -> Outcome:
+    """The outcome of a record processed before (crash or rebalance): the same event again."""
+    head = _head_decoder.decode(event)
+    rejection = None
+    if head.type == "command.rejected":
+        error = _rejection_decoder.decode(event).error
+        rejection = Rejection(error.code, error.message, error.path or None)
+    sid = command.session_id
+    return Outcome(
+        record,
+        "replayed",
+        event,
+        sid.encode(),
+        head.type,
+        head.event_id,
+        rejection,
+        command.command_id,
+        command.org_id,
+        sid,
+        (sid, outbox_field(record.partition, record.offset)),
+    )
+
+
+class _EventHead(msgspec.Struct, rename="camel"):
+    type: str
+    event_id: str
+
+
+_head_decoder = msgspec.json.Decoder(_EventHead)
+
+
+def _undecodable(record: Record, decoded: Undecodable) -> Outcome:
+    ids = decoded.ids
+    event_id = rejection_event_id(record.topic, record.partition, record.offset)
+    event = rejection_event(
+        event_id=event_id,
+        # The record's own time keeps the event identical when the record is processed again.
+        timestamp_ms=record.timestamp,
+        rejection=decoded.rejection,
+        command_id=ids.command_id,
+        org_id=ids.org_id,
+        session_id=ids.session_id,
+    )
+    key = ids.session_id.encode() if ids.session_id else record.key
+    return Outcome(
+        record,
+        "rejected",
+        event,
+        key,
+        "command.rejected",
+        event_id,
+        decoded.rejection,
+        ids.command_id,
+        ids.org_id,
+        ids.session_id,
+    )

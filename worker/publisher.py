@@ -1,0 +1,66 @@
+"""Sends a batch's events and dead letters, and returns only once Kafka has them all."""
+
+import asyncio
+
+from aiokafka import AIOKafkaProducer
+
+from worker.constants import (
+    HEADER_ERROR_CODE,
+    HEADER_ERROR_MESSAGE,
+    HEADER_ERROR_PATH,
+    HEADER_EVENT_ID,
+    HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
+)
+from worker.errors import Rejection
+from worker.processor import Outcome
+
+
+def dead_letter_headers(outcome: Outcome, rejection: Rejection) -> list[tuple[str, bytes]]:
+    """Why the record is here and where it came from. Never a payload value: no secrets."""
+    record = outcome.record
+    headers = [
+        (HEADER_ERROR_CODE, rejection.code.encode()),
+        (HEADER_ERROR_MESSAGE, rejection.message.encode()),
+        (HEADER_SOURCE_TOPIC, record.topic.encode()),
+        (HEADER_SOURCE_PARTITION, str(record.partition).encode()),
+        (HEADER_SOURCE_OFFSET, str(record.offset).encode()),
+    ]
+    if rejection.path is not None:
+        headers.append((HEADER_ERROR_PATH, rejection.path.encode()))
+    if outcome.event_id is not None:
+        headers.append((HEADER_EVENT_ID, outcome.event_id.encode()))
+    return headers
+
+
+class EventPublisher:
+    def __init__(self, producer: AIOKafkaProducer, events_topic: str, dead_letter_topic: str):
+        self._producer = producer
+        self._events_topic = events_topic
+        self._dead_letter_topic = dead_letter_topic
+
+    async def publish(self, outcomes: list[Outcome]) -> None:
+        """Queues everything first (the producer batches per partition), then awaits delivery.
+
+        Records of one partition are queued in order and the producer is idempotent, so events
+        of one session arrive in the order of its commands.
+        """
+        deliveries = []
+        for outcome in outcomes:
+            if outcome.event is not None:
+                deliveries.append(
+                    await self._producer.send(
+                        self._events_topic, outcome.event, key=outcome.event_key
+                    )
+                )
+            if outcome.rejection is not None:
+                deliveries.append(
+                    await self._producer.send(
+                        self._dead_letter_topic,
+                        outcome.record.value,
+                        key=outcome.record.key,
+                        headers=dead_letter_headers(outcome, outcome.rejection),
+                    )
+                )
+        await asyncio.gather(*deliveries)

@@ -1,0 +1,132 @@
+"""All settings, read once at start-up into one frozen object; a bad value fails loudly.
+
+Each setting comes from the environment (the name in `ENV`) and may be overridden by a flag of
+the same name (`--commands-topic` for `SW_COMMANDS_TOPIC`). Connection settings keep the
+contract's names: `KAFKA_BOOTSTRAP_SERVERS`, `REDIS_URL`.
+"""
+
+import dataclasses
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass, fields
+from typing import Any
+from urllib.parse import urlparse
+
+from worker import constants
+from worker.errors import SettingsError
+
+
+@dataclass(frozen=True, slots=True)
+class Settings:
+    kafka_bootstrap_servers: str = "localhost:9092"
+    redis_url: str = "redis://localhost:6379/0"
+    commands_topic: str = constants.COMMANDS_TOPIC
+    events_topic: str = constants.EVENTS_TOPIC
+    dead_letter_topic: str = constants.DEAD_LETTER_TOPIC
+    group_id: str = constants.GROUP_ID
+    max_record_bytes: int = constants.MAX_RECORD_BYTES
+    batch_max_records: int = constants.BATCH_MAX_RECORDS
+    poll_timeout_ms: int = constants.POLL_TIMEOUT_MS
+    shutdown_grace_s: float = constants.SHUTDOWN_GRACE_S
+    key_prefix: str = constants.KEY_PREFIX
+    expired_retention_ms: int = constants.EXPIRED_RETENTION_MS
+    tombstone_ttl_ms: int = constants.TOMBSTONE_TTL_MS
+    outbox_ttl_ms: int = constants.OUTBOX_TTL_MS
+    log_level: str = "info"
+    log_format: str = "auto"  # auto: console on a terminal, JSON otherwise
+
+    def __post_init__(self) -> None:
+        _check(self)
+
+    @classmethod
+    def from_env(cls, env: Mapping[str, str] | None = None, **overrides: Any) -> "Settings":
+        """Settings from the environment, then non-None `overrides` (command-line flags)."""
+        source = os.environ if env is None else env
+        values: dict[str, Any] = {}
+        for f in fields(cls):
+            raw = source.get(ENV[f.name])
+            if raw is not None and raw != "":
+                values[f.name] = _parse(f.name, f.type, raw)
+        values.update({k: v for k, v in overrides.items() if v is not None})
+        return cls(**values)
+
+    def replace(self, **changes: Any) -> "Settings":
+        return dataclasses.replace(self, **changes)
+
+    def to_consumer_params(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "group_id": self.group_id,
+            "enable_auto_commit": False,  # offsets are committed only after the work is durable
+            "auto_offset_reset": "earliest",  # a new group must not skip commands already sent
+            "isolation_level": "read_committed",
+            "max_poll_records": self.batch_max_records,
+            "fetch_max_bytes": 64 * 1024 * 1024,
+            "max_partition_fetch_bytes": max(self.max_record_bytes * 2, 1024 * 1024),
+        }
+
+    def to_producer_params(self) -> dict[str, Any]:
+        return {
+            "bootstrap_servers": self.kafka_bootstrap_servers,
+            "enable_idempotence": True,  # broker drops retried duplicates, keeps order
+            "acks": "all",
+            "linger_ms": 2,
+            "max_request_size": max(self.max_record_bytes * 2, 1024 * 1024),
+        }
+
+
+ENV: dict[str, str] = {
+    "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
+    "redis_url": "REDIS_URL",
+    **{
+        f.name: f"SW_{f.name.upper()}"
+        for f in fields(Settings)
+        if f.name not in {"kafka_bootstrap_servers", "redis_url"}
+    },
+}
+
+_LOG_LEVELS = {"debug", "info", "warning", "error"}
+_LOG_FORMATS = {"auto", "json", "console"}
+
+
+def _parse(name: str, kind: object, raw: str) -> Any:
+    try:
+        if kind in (int, "int"):
+            return int(raw)
+        if kind in (float, "float"):
+            return float(raw)
+    except ValueError:
+        raise SettingsError(f"{ENV[name]}={raw!r} is not a number") from None
+    return raw
+
+
+def _check(s: Settings) -> None:
+    def fail(name: str, why: str) -> None:
+        raise SettingsError(f"{ENV[name]}={getattr(s, name)!r}: {why}")
+
+    if not s.kafka_bootstrap_servers.strip():
+        fail("kafka_bootstrap_servers", "must list at least one host:port")
+    if urlparse(s.redis_url).scheme not in {"redis", "rediss", "unix"}:
+        fail("redis_url", "must be a redis://, rediss:// or unix:// URL")
+    for name in ("commands_topic", "events_topic", "dead_letter_topic", "group_id", "key_prefix"):
+        if not getattr(s, name):
+            fail(name, "must not be empty")
+    if len({s.commands_topic, s.events_topic, s.dead_letter_topic}) != 3:
+        fail("events_topic", "commands, events and dead-letter topics must differ")
+    positive = (
+        "max_record_bytes",
+        "batch_max_records",
+        "poll_timeout_ms",
+        "expired_retention_ms",
+        "tombstone_ttl_ms",
+        "outbox_ttl_ms",
+    )
+    for name in positive:
+        if getattr(s, name) <= 0:
+            fail(name, "must be greater than 0")
+    if s.shutdown_grace_s <= 0:
+        fail("shutdown_grace_s", "must be greater than 0")
+    if s.log_level.lower() not in _LOG_LEVELS:
+        fail("log_level", f"must be one of {', '.join(sorted(_LOG_LEVELS))}")
+    if s.log_format not in _LOG_FORMATS:
+        fail("log_format", f"must be one of {', '.join(sorted(_LOG_FORMATS))}")

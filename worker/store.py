@@ -1,0 +1,264 @@
+"""Session state in Redis: guarded, atomic, one round trip per batch.
+
+Decisions are made in Python (see `transitions`); Redis applies them with a compare-and-set on
+the state each was decided on, so a stale decision (another owner after a rebalance, the expiry
+sweeper) never lands. Every applied operation leaves its event in a per-session outbox keyed by
+the command's record offset; a replay of that record returns the same event instead of applying
+twice. Outbox entries are removed after their offsets are committed.
+"""
+
+from collections.abc import Awaitable, Callable, Iterable, Sequence
+from dataclasses import dataclass, field
+from importlib.resources import files
+from typing import Literal, TypeVar
+
+import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.exceptions import NoScriptError, RedisError
+
+from worker.errors import StoreUnavailableError
+from worker.keys import KeySpace, SessionKeys
+
+OpKind = Literal["put", "delete", "keep"]  # keep: record the answer, change no state
+T = TypeVar("T")
+# Queues a batch's commands on a pipeline, given the loaded script hashes (read, apply).
+_Builder = Callable[[Pipeline, str, str], object]
+
+
+def _load(name: str) -> str:
+    return (files("worker") / "lua" / name).read_text(encoding="utf-8")
+
+
+@dataclass(frozen=True, slots=True)
+class ReadRequest:
+    """One session and the records of this batch that concern it."""
+
+    session_id: str
+    outbox_fields: list[str]  # one per record, to find replays
+    command_ids: list[str]  # one per record, to find commands applied before
+
+
+@dataclass(frozen=True, slots=True)
+class StoredState:
+    """One session as Redis had it when read."""
+
+    version: int  # 0: never existed, or its tombstone is gone
+    snapshot: bytes | None  # the live record; None when missing or expired
+    org_id: str | None
+    expires_ms: int | None
+    applied: frozenset[str]  # those of the asked commandIds applied to this session before
+    replays: list[bytes | None]  # per asked record: the event recorded for it, if any
+
+
+@dataclass(frozen=True, slots=True)
+class Op:
+    """A decided change (or a decided rejection) for one record of one session."""
+
+    kind: OpKind
+    outbox_field: str
+    expected_version: int
+    expected_live: bool
+    event: bytes
+    snapshot: bytes = b""
+    expires_ms: int = 0
+    new_version: int = 0
+    org_id: str = ""
+    status: str = ""
+    mark_field: str = ""
+    meta_expire_at_ms: int = 0
+
+    def args(self) -> list[bytes | str | int]:
+        return [
+            self.kind,
+            self.outbox_field,
+            self.expected_version,
+            int(self.expected_live),
+            self.event,
+            self.snapshot,
+            self.expires_ms,
+            self.new_version,
+            self.org_id,
+            self.status,
+            self.mark_field,
+            self.meta_expire_at_ms,
+        ]
+
+
+@dataclass(frozen=True, slots=True)
+class Applied:
+    pass
+
+
+@dataclass(frozen=True, slots=True)
+class Replayed:
+    event: bytes
+
+
+@dataclass(frozen=True, slots=True)
+class Stale:
+    version: int
+    live: bool
+
+
+OpResult = Applied | Replayed | Stale
+
+
+@dataclass(slots=True)
+class SessionOps:
+    session_id: str
+    ops: list[Op] = field(default_factory=list)
+
+
+def mark_field(command_id: str) -> str:
+    return f"c:{command_id}"
+
+
+def outbox_field(partition: int, offset: int) -> str:
+    return f"{partition}:{offset}"
+
+
+class SessionStore:
+    def __init__(self, client: aioredis.Redis, keys: KeySpace, outbox_ttl_ms: int) -> None:
+        self._redis = client
+        self._keys = keys
+        self._outbox_ttl_ms = outbox_ttl_ms
+        self._read_src = _load("read.lua")
+        self._apply_src = _load("apply.lua")
+        self._shas: tuple[str, str] | None = None  # (read, apply) once loaded
+        # (session id, outbox field) of committed records, removed with the next round trip.
+        self._committed: list[tuple[str, str]] = []
+
+    def keys_of(self, session_id: str) -> SessionKeys:
+        return self._keys.session(session_id)
+
+    async def _load_scripts(self) -> tuple[str, str]:
+        read_sha = await self._redis.script_load(self._read_src)
+        apply_sha = await self._redis.script_load(self._apply_src)
+        return str(read_sha), str(apply_sha)
+
+    async def ping(self) -> None:
+        try:
+            await self._redis.ping()
+        except RedisError as exc:
+            raise StoreUnavailableError(f"Redis: {exc}") from exc
+
+    async def read(self, requests: Sequence[ReadRequest]) -> list[StoredState]:
+        """The state of each requested session, all in one round trip."""
+        if not requests:
+            return []
+        replies = await self._run(
+            lambda pipe, read_sha, _apply_sha: [
+                pipe.evalsha(
+                    read_sha,
+                    3,
+                    k.live,
+                    k.meta,
+                    k.outbox,
+                    len(req.outbox_fields),
+                    *req.outbox_fields,
+                    *[mark_field(c) for c in req.command_ids],
+                )
+                for req in requests
+                for k in (self._keys.session(req.session_id),)
+            ]
+        )
+        return [_state(reply, req) for reply, req in zip(replies, requests, strict=True)]
+
+    async def apply(self, groups: Sequence[SessionOps]) -> list[list[OpResult]]:
+        """Runs each session's operations in order, all sessions in one round trip."""
+        if not groups:
+            return []
+        replies = await self._run(
+            lambda pipe, _read_sha, apply_sha: [
+                pipe.evalsha(
+                    apply_sha,
+                    4,
+                    k.live,
+                    k.meta,
+                    k.outbox,
+                    k.index,
+                    self._outbox_ttl_ms,
+                    group.session_id,
+                    *[arg for op in group.ops for arg in op.args()],
+                )
+                for group in groups
+                for k in (self._keys.session(group.session_id),)
+            ]
+        )
+        return [[_result(item) for item in _items(reply)] for reply in replies]
+
+    def committed(self, entries: Iterable[tuple[str, str]]) -> None:
+        """Outbox entries whose offsets are committed; removed with the next round trip."""
+        self._committed.extend(entries)
+
+    async def flush(self) -> None:
+        """Removes committed outbox entries now (at stop, or when the loop is idle)."""
+        if self._committed:
+            await self._run(lambda pipe, _r, _a: [])
+
+    async def _run(self, build: _Builder) -> list[object]:
+        """One pipeline: pending outbox clean-up first, then the batch's own commands."""
+        for attempt in (1, 2):
+            if self._shas is None:
+                self._shas = await self._guard(self._load_scripts())
+            cleanup = self._committed
+            pipe = self._redis.pipeline(transaction=False)
+            by_session: dict[str, list[str]] = {}
+            for sid, field_name in cleanup:
+                by_session.setdefault(sid, []).append(field_name)
+            for sid, fields in by_session.items():
+                pipe.hdel(self._keys.session(sid).outbox, *fields)
+            build(pipe, *self._shas)
+            try:
+                replies = await self._guard(pipe.execute(raise_on_error=True))
+            except NoScriptError:
+                # Redis lost its script cache (restart, failover): load and run the batch again.
+                # Safe because every step is guarded and replays return what was recorded.
+                if attempt == 2:
+                    raise
+                self._shas = None
+                continue
+            self._committed = self._committed[len(cleanup) :]
+            return list(replies[len(by_session) :])
+        raise AssertionError("unreachable")
+
+    @staticmethod
+    async def _guard(awaitable: Awaitable[T]) -> T:
+        try:
+            return await awaitable
+        except NoScriptError:
+            raise
+        except (RedisError, OSError) as exc:
+            raise StoreUnavailableError(f"Redis: {exc}") from exc
+
+
+def _text(value: object) -> str | None:
+    return value.decode() if isinstance(value, bytes) else None
+
+
+def _items(reply: object) -> list[object]:
+    if not isinstance(reply, list):
+        raise TypeError(f"unexpected script reply {type(reply).__name__}")
+    return reply
+
+
+def _state(reply: object, request: ReadRequest) -> StoredState:
+    live, version, org, expires, marks, replays = _items(reply)
+    return StoredState(
+        version=int(str(version)),
+        snapshot=live if isinstance(live, bytes) else None,
+        org_id=_text(org),
+        expires_ms=int(expires) if isinstance(expires, bytes) else None,
+        applied=frozenset(
+            c for c, m in zip(request.command_ids, _items(marks), strict=True) if m is not None
+        ),
+        replays=[r if isinstance(r, bytes) else None for r in _items(replays)],
+    )
+
+
+def _result(item: object) -> OpResult:
+    if not isinstance(item, list):
+        return Applied()
+    if item[0] == 2:
+        return Replayed(bytes(item[1]))
+    return Stale(version=int(item[1]), live=bool(item[2]))

@@ -1,0 +1,132 @@
+"""The lifecycle rules: given a command and the session as it stands, what happens.
+
+Pure functions over a `SessionView`; no I/O. The processor reads the view from Redis (or carries
+it forward within a batch), asks `decide`, and has Redis apply the answer only if the session is
+still as it was seen.
+"""
+
+from dataclasses import dataclass, field
+
+import msgspec
+
+from contracts.commands import Command, CreateSession, DeleteSession, UpdateSession
+from contracts.session import Session
+from worker.errors import Rejection
+from worker.snapshot import changes_anything, new_session, updated_session
+
+_session_decoder = msgspec.json.Decoder(Session)
+
+NOT_FOUND = Rejection("not_found", "session not found", "$.sessionId")
+
+
+@dataclass(frozen=True, slots=True)
+class SessionView:
+    """A session as the next command will find it."""
+
+    version: int = 0  # 0: Redis knows nothing of this session id
+    snapshot: bytes | None = None  # encoded live snapshot; None when there is no live session
+    org_id: str | None = None
+    expires_ms: int | None = None
+    applied: frozenset[str] = field(default_factory=frozenset)  # commandIds known applied
+
+    @property
+    def live(self) -> bool:
+        return self.snapshot is not None
+
+    def session(self) -> Session:
+        if self.snapshot is None:
+            raise ValueError("no live session")
+        return _session_decoder.decode(self.snapshot)
+
+
+@dataclass(frozen=True, slots=True)
+class Put:
+    """Store a new snapshot (create or update)."""
+
+    event_type: str
+    session: Session
+    expires_ms: int
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Delete:
+    event_type = "session.deleted"
+    version: int
+
+
+@dataclass(frozen=True, slots=True)
+class Unchanged:
+    """Accepted without a change (a no-op update of a completed session)."""
+
+    event_type = "session.updated"
+
+
+@dataclass(frozen=True, slots=True)
+class Reject:
+    rejection: Rejection
+
+
+@dataclass(frozen=True, slots=True)
+class Duplicate:
+    """The commandId was applied to this session before: nothing changes, nothing new is said."""
+
+
+Decision = Put | Delete | Unchanged | Reject | Duplicate
+
+
+def decide(command: Command, view: SessionView, now_ms: int) -> Decision:
+    same_owner = view.org_id == command.org_id
+    if same_owner and command.command_id in view.applied:
+        return Duplicate()
+    owned = view.live and same_owner
+    match command:
+        case CreateSession():
+            if view.live:
+                return Reject(Rejection("conflict", "session already exists", "$.sessionId"))
+            session, expires_ms = new_session(
+                command.session_id, command.org_id, command.payload, now_ms
+            )
+            kind = "session.completed" if session.status == "completed" else "session.created"
+            return Put(kind, session, expires_ms, view.version + 1)
+        case UpdateSession():
+            # Another tenant's session is answered exactly like a missing one.
+            if not owned:
+                return NOT_FOUND_DECISION
+            current = view.session()
+            if current.status == "completed":
+                if changes_anything(current, command.payload):
+                    return Reject(Rejection("conflict", "session is completed", "$.payload"))
+                return Unchanged()
+            assert view.expires_ms is not None  # noqa: S101 - a live view always has an expiry
+            session, expires_ms = updated_session(current, view.expires_ms, command.payload, now_ms)
+            kind = "session.completed" if session.status == "completed" else "session.updated"
+            return Put(kind, session, expires_ms, view.version + 1)
+        case DeleteSession():
+            if not owned:
+                return NOT_FOUND_DECISION
+            return Delete(view.version + 1)
+
+
+NOT_FOUND_DECISION = Reject(NOT_FOUND)
+
+
+def after(view: SessionView, command: Command, decision: Decision, snapshot: bytes) -> SessionView:
+    """The view the next command of the same session finds once `decision` is applied."""
+    match decision:
+        case Put():
+            return SessionView(
+                version=decision.version,
+                snapshot=snapshot,
+                org_id=command.org_id,
+                expires_ms=decision.expires_ms,
+                applied=view.applied | {command.command_id},
+            )
+        case Delete():
+            return SessionView(
+                version=decision.version,
+                org_id=view.org_id,
+                applied=view.applied | {command.command_id},
+            )
+        case _:
+            return view
