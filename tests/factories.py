@@ -56,3 +56,22 @@ def create_command(
         "sessionId": session_id or new_id("s"),
         "payload": create_payload(**payload_changes),
     }
+
+
+def update_command(session_id: str, org_id: str = "org-42", **payload: Any) -> dict[str, Any]:
+    return {
+        "commandId": new_id("u"),
+        "type": "session.update",
+        "orgId": org_id,
+        "sessionId": session_id,
+        "payload": payload,
+    }
+
+
+def delete_command(session_id: str, org_id: str = "org-42") -> dict[str, Any]:
+    return {
+        "commandId": new_id("d"),
+        "type": "session.delete",
+        "orgId": org_id,
+        "sessionId": session_id,
+    }

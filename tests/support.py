@@ -3,8 +3,13 @@
 import asyncio
 import contextlib
 import json
+import os
+import signal
+import subprocess
+import sys
 from collections.abc import Callable, Iterator
-from dataclasses import dataclass
+from dataclasses import dataclass, fields
+from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
@@ -12,10 +17,18 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from worker.app import Worker
 from worker.devenv.services import Services, open_services
-from worker.settings import Settings
+from worker.settings import ENV, Settings
 from worker.topics import partitions_of
 
-__all__ = ["Record", "Services", "TopicReader", "WorkerHarness", "services_for_tests"]
+__all__ = [
+    "Record",
+    "Services",
+    "TopicReader",
+    "WorkerHarness",
+    "WorkerProcess",
+    "services_for_tests",
+    "settings_env",
+]
 
 
 @contextlib.contextmanager
@@ -31,6 +44,7 @@ class Record:
     key: bytes | None
     value: bytes | None
     headers: dict[str, bytes]
+    timestamp_ms: int  # when the record reached Kafka (producer time)
 
     def json(self) -> Any:
         return json.loads(self.value or b"null")
@@ -62,7 +76,9 @@ class TopicReader:
         for records in batch.values():
             for r in records:
                 headers = {k: bytes(v) for k, v in (r.headers or ())}
-                self.records.append(Record(r.partition, r.offset, r.key, r.value, headers))
+                self.records.append(
+                    Record(r.partition, r.offset, r.key, r.value, headers, r.timestamp)
+                )
 
     async def wait_for(
         self, predicate: Callable[[list[Record]], bool], timeout_s: float = 30.0
@@ -72,8 +88,10 @@ class TopicReader:
         deadline = loop.time() + timeout_s
         while not predicate(self.records):
             if loop.time() > deadline:
-                seen = [r.value[:200] if r.value else None for r in self.records]
-                raise AssertionError(f"timed out on {self._topic}; saw {len(seen)}: {seen}")
+                last = [r.value[:120] if r.value else None for r in self.records[-3:]]
+                raise AssertionError(
+                    f"timed out on {self._topic}; saw {len(self.records)}, the last: {last}"
+                )
             await self.poll()
         return self.records
 
@@ -151,3 +169,46 @@ class WorkerHarness:
         for _, task in self._workers:
             await asyncio.wait_for(task, timeout=30)
         self._workers.clear()
+
+
+def settings_env(settings: Settings) -> dict[str, str]:
+    """The environment that gives a worker process exactly these settings."""
+    env = dict(os.environ)
+    for f in fields(Settings):
+        env[ENV[f.name]] = str(getattr(settings, f.name))
+    return env
+
+
+class WorkerProcess:
+    """`session-worker run` as a real OS process, for tests that kill and restart workers."""
+
+    def __init__(self, settings: Settings, log_path: Path) -> None:
+        self._settings = settings
+        self._log_path = log_path
+        self._proc: subprocess.Popen[bytes] | None = None
+
+    def start(self) -> None:
+        log = self._log_path.open("ab")
+        self._proc = subprocess.Popen(
+            [sys.executable, "-m", "worker", "run"],
+            env=settings_env(self._settings),
+            stdout=log,
+            stderr=subprocess.STDOUT,
+        )
+        log.close()
+
+    def terminate(self, timeout_s: float = 30.0) -> int:
+        """SIGTERM, then waits: the exit code of a clean stop is 0."""
+        assert self._proc is not None
+        self._proc.send_signal(signal.SIGTERM)
+        return self._proc.wait(timeout=timeout_s)
+
+    def kill(self) -> None:
+        assert self._proc is not None
+        self._proc.kill()
+        self._proc.wait(timeout=10)
+
+    def ensure_stopped(self) -> None:
+        if self._proc is not None and self._proc.poll() is None:
+            self._proc.kill()
+            self._proc.wait(timeout=10)

@@ -16,6 +16,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from worker.clock import now_ms
 from worker.consumer import CommandLoop, DrainOnRevoke
+from worker.expiry import ExpirySweeper
 from worker.keys import KeySpace
 from worker.processor import BatchProcessor, Limits
 from worker.publisher import EventPublisher
@@ -42,6 +43,7 @@ class Worker:
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self.loop: CommandLoop | None = None
+        self.sweeper: ExpirySweeper | None = None
         self.assigned = 0  # partitions currently assigned, for readiness
 
     async def start(self) -> None:
@@ -65,6 +67,16 @@ class Worker:
             store,
             poll_timeout_ms=s.poll_timeout_ms,
             batch_max_records=s.batch_max_records,
+        )
+        self.sweeper = ExpirySweeper(
+            store,
+            self._producer,
+            s.events_topic,
+            interval_ms=s.sweep_interval_ms,
+            batch_max=s.expiry_batch_max,
+            lease_ms=s.expiry_lease_ms,
+            tombstone_ttl_ms=s.tombstone_ttl_ms,
+            clock=self._clock,
         )
         self._consumer.subscribe(
             [s.commands_topic], listener=DrainOnRevoke(self.loop.in_flight, self._on_rebalance)
@@ -93,30 +105,38 @@ class Worker:
         try:
             await self.start()
             assert self.loop is not None  # noqa: S101 - set by start()
+            assert self.sweeper is not None  # noqa: S101
             task = asyncio.create_task(self.loop.run(self._stop, burst=burst))
+            sweeper = asyncio.create_task(self.sweeper.run(self._stop))
             stop_wait = asyncio.create_task(self._stop.wait())
-            done, _ = await asyncio.wait({task, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            await asyncio.wait({task, sweeper, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
+            self._stop.set()  # a loop that ended (burst, or a crash) stops the others too
             stop_wait.cancel()
-            if task in done:
-                task.result()  # surfaces a crash of the loop
-            else:
-                await self._drain(task)
+            errors = await self._drain(task, sweeper)
+            if errors:
+                raise errors[0]  # a crashed loop fails the run, after the others stopped
         finally:
             await self.stop()
             if self._handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
 
-    async def _drain(self, task: "asyncio.Task[None]") -> None:
-        """The loop sees the stop event after its current batch; give it the grace period."""
+    async def _drain(self, *tasks: "asyncio.Task[None]") -> list[BaseException]:
+        """The loops see the stop event after their current batch; give them the grace period."""
         started = time.monotonic()
-        try:
-            await asyncio.wait_for(asyncio.shield(task), timeout=self.settings.shutdown_grace_s)
-        except TimeoutError:
-            log.warning("grace period over, cancelling the batch in flight")
-            task.cancel()
-            await asyncio.gather(task, return_exceptions=True)
+        _, pending = await asyncio.wait(tasks, timeout=self.settings.shutdown_grace_s)
+        if pending:
+            log.warning("grace period over, cancelling the work in flight")
+            for task in pending:
+                task.cancel()
+        results = await asyncio.gather(*tasks, return_exceptions=True)
+        errors = [
+            r
+            for r in results
+            if isinstance(r, BaseException) and not isinstance(r, asyncio.CancelledError)
+        ]
         log.info("drained", seconds=round(time.monotonic() - started, 3))
+        return errors
 
     async def stop(self) -> None:
         """Idempotent: leaves the group, flushes the producer, closes Redis."""

@@ -48,6 +48,10 @@ def build_parser() -> argparse.ArgumentParser:
     topics.add_argument("--replication-factor", type=int, default=1)
     _add_settings_flags(topics)
 
+    get = sub.add_parser("get", help="print a live session's snapshot and remaining TTL")
+    get.add_argument("session_id", metavar="SESSION_ID")
+    _add_settings_flags(get)
+
     dev = sub.add_parser(
         "dev", help="start local Kafka and Redis, run the worker on demo commands, print events"
     )
@@ -102,4 +106,10 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             for name, state in states.items():
                 print(f"{name}: {state}")
             return 0
+        case "get":
+            from worker.inspect import describe_session
+
+            report = await describe_session(settings, args.session_id)
+            print(report.text, file=sys.stdout if report.found else sys.stderr)
+            return 0 if report.found else 1
     raise AssertionError(f"unknown command {args.command!r}")

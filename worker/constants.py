@@ -12,6 +12,11 @@ BATCH_MAX_RECORDS = 500  # enough to amortise round trips; small enough to drain
 POLL_TIMEOUT_MS = 200  # how long getmany waits for records before the loop checks for stop
 SHUTDOWN_GRACE_S = 20.0  # within Kubernetes' default 30 s termination grace, with margin
 
+SWEEP_INTERVAL_MS = 500  # expiry announced within ~0.5 s of expiresAt (the bound is 2 s)
+EXPIRY_BATCH_MAX = 1000  # due sessions claimed per bucket per sweep; a full bucket sweeps again
+# A claimed expiry not finished within this long (its sweeper died) is claimed again.
+EXPIRY_LEASE_MS = 30_000
+
 KEY_PREFIX = "sw"  # every Redis key starts with it, so a shared Redis can host other apps
 # Session keys are spread over this many hash tags. Keys of one session and its bucket's expiry
 # index share a tag, so each step is one atomic script even on Redis Cluster. Changing it

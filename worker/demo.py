@@ -70,10 +70,40 @@ def demo_commands(run_id: str) -> list[tuple[str, dict[str, Any]]]:
         (a, {**create_a, "commandId": f"{run_id}-4"}),
         # The first command repeated: applied once, so nothing new happens.
         (a, create_a),
+        (
+            a,
+            {
+                "commandId": f"{run_id}-5",
+                "type": "session.update",
+                "orgId": "org-42",
+                "sessionId": a,
+                "payload": {"name": "Support chat (escalated)", "expirationSeconds": 7200},
+            },
+        ),
+        (
+            a,
+            {
+                "commandId": f"{run_id}-6",
+                "type": "session.update",
+                "orgId": "org-42",
+                "sessionId": a,
+                "payload": {"status": "completed"},
+            },
+        ),
+        (
+            b,
+            {
+                "commandId": f"{run_id}-7",
+                "type": "session.delete",
+                "orgId": "org-42",
+                "sessionId": b,
+            },
+        ),
     ]
 
 
-EXPECTED_EVENTS = 4  # two created, two rejected; the repeat is silent
+# created x2, rejected x2 (the repeat is silent), updated, completed, deleted
+EXPECTED_EVENTS = 7
 
 
 async def run_demo(settings: Settings, *, stay: bool) -> int:

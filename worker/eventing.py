@@ -107,3 +107,20 @@ def rejection_event(
             session_id=UNSET if session_id is None else session_id,
         )
     )
+
+
+def expired_event(
+    *, session_id: str, org_id: str, version: int, expires_ms: int, snapshot: bytes
+) -> bytes:
+    """Everything in it derives from the stored state (the time is the TTL's end), so whoever
+    announces an expiry, and however often, the bytes are the same."""
+    return session_event(
+        event_type="session.expired",
+        event_id=expiry_event_id(session_id, version),
+        timestamp_ms=expires_ms,
+        org_id=org_id,
+        session_id=session_id,
+        version=version,
+        snapshot=snapshot,
+        command_id=None,
+    )

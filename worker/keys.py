@@ -27,14 +27,18 @@ class KeySpace:
     def __init__(self, prefix: str) -> None:
         self.prefix = prefix
 
+    def bucket_base(self, bucket: int) -> str:
+        """What every key of the bucket starts with (scripts derive session keys from it)."""
+        return f"{self.prefix}:{{{bucket}}}:"
+
     def bucket_index(self, bucket: int) -> str:
-        return f"{self.prefix}:{{{bucket}}}:x"
+        return self.bucket_base(bucket) + "x"
 
     def session(self, session_id: str) -> SessionKeys:
-        tag = f"{self.prefix}:{{{bucket_of(session_id)}}}"
+        base = self.bucket_base(bucket_of(session_id))
         return SessionKeys(
-            live=f"{tag}:s:{session_id}",
-            meta=f"{tag}:m:{session_id}",
-            outbox=f"{tag}:o:{session_id}",
-            index=f"{tag}:x",
+            live=f"{base}s:{session_id}",
+            meta=f"{base}m:{session_id}",
+            outbox=f"{base}o:{session_id}",
+            index=f"{base}x",
         )

@@ -19,6 +19,7 @@ from worker.errors import ConcurrentChangeError, Rejection
 from worker.eventing import (
     command_event_id,
     encode_snapshot,
+    expired_event,
     rejection_event,
     rejection_event_id,
     session_event,
@@ -76,7 +77,7 @@ class Record(Protocol):
 class Outcome:
     record: Record
     result: Result
-    event: bytes | None  # to the events topic; None for a duplicate
+    events: tuple[bytes, ...]  # to the events topic, in order; none for a duplicate
     event_key: bytes | None
     event_type: str | None
     event_id: str | None
@@ -181,6 +182,7 @@ class BatchProcessor:
                 snapshot=state.snapshot,
                 org_id=state.org_id,
                 expires_ms=state.expires_ms,
+                expired_snapshot=state.expired_snapshot,
                 applied=state.applied,
             )
             remaining = []
@@ -215,97 +217,75 @@ class BatchProcessor:
     def _op(
         self, record: Record, command: Command, view: SessionView, decision: Decision, now: int
     ) -> tuple[Op | None, Outcome, bytes]:
+        """The guarded Redis step for a decision, the outcome it will have, and the snapshot
+        the session's next command sees."""
         sid, cid, org = command.session_id, command.command_id, command.org_id
         field = outbox_field(record.partition, record.offset)
-        key = sid.encode()
         transition_id = command_event_id(sid, cid)
+
+        def transition(event_type: str, version: int, snapshot: bytes) -> bytes:
+            return session_event(
+                event_type=event_type,
+                event_id=transition_id,
+                timestamp_ms=now,
+                org_id=org,
+                session_id=sid,
+                version=version,
+                snapshot=snapshot,
+                command_id=cid,
+            )
 
         def outcome(
             result: Result,
-            event: bytes | None,
-            event_type: str | None,
-            event_id: str | None,
+            events: tuple[bytes, ...],
+            event_type: str | None = None,
+            event_id: str | None = None,
             rejection: Rejection | None = None,
         ) -> Outcome:
             return Outcome(
-                record,
-                result,
-                event,
-                key,
-                event_type,
-                event_id,
-                rejection,
-                cid,
-                org,
-                sid,
-                (sid, field) if event is not None else None,
-            )
+                record, result, events, sid.encode(), event_type, event_id, rejection,
+                cid, org, sid, (sid, field) if events else None,
+            )  # fmt: skip
 
         match decision:
             case Put():
                 snapshot = encode_snapshot(decision.session)
-                event = session_event(
-                    event_type=decision.event_type,
-                    event_id=transition_id,
-                    timestamp_ms=now,
-                    org_id=org,
-                    session_id=sid,
-                    version=decision.version,
-                    snapshot=snapshot,
-                    command_id=cid,
+                events: tuple[bytes, ...] = (
+                    transition(decision.event_type, decision.version, snapshot),
                 )
+                if decision.announce_expiry:
+                    assert view.org_id is not None  # noqa: S101 - an expired session had one
+                    assert view.expires_ms is not None  # noqa: S101
+                    assert view.expired_snapshot is not None  # noqa: S101
+                    expired = expired_event(
+                        session_id=sid,
+                        org_id=view.org_id,
+                        version=decision.version - 1,
+                        expires_ms=view.expires_ms,
+                        snapshot=view.expired_snapshot,
+                    )
+                    events = (expired, *events)
                 op = Op(
-                    "put",
-                    field,
-                    view.version,
-                    view.live,
-                    event,
-                    snapshot,
-                    decision.expires_ms,
-                    decision.version,
-                    org,
-                    decision.session.status,
-                    mark_field(cid),
-                    decision.expires_ms + self._limits.expired_retention_ms,
-                )
-                return op, outcome("applied", event, decision.event_type, transition_id), snapshot
+                    "put", field, view.version, view.live, _joined(events), snapshot,
+                    decision.expires_ms, decision.version, org, decision.session.status,
+                    mark_field(cid), decision.expires_ms + self._limits.expired_retention_ms,
+                )  # fmt: skip
+                done = outcome("applied", events, decision.event_type, transition_id)
+                return op, done, snapshot
             case Delete():
                 assert view.snapshot is not None  # noqa: S101 - only a live session is deleted
-                event = session_event(
-                    event_type=decision.event_type,
-                    event_id=transition_id,
-                    timestamp_ms=now,
-                    org_id=org,
-                    session_id=sid,
-                    version=decision.version,
-                    snapshot=view.snapshot,
-                    command_id=cid,
-                )
+                events = (transition(decision.event_type, decision.version, view.snapshot),)
                 op = Op(
-                    "delete",
-                    field,
-                    view.version,
-                    True,
-                    event,
-                    new_version=decision.version,
-                    mark_field=mark_field(cid),
+                    "delete", field, view.version, True, events[0],
+                    new_version=decision.version, mark_field=mark_field(cid),
                     meta_expire_at_ms=now + self._limits.tombstone_ttl_ms,
-                )
-                return op, outcome("applied", event, decision.event_type, transition_id), b""
+                )  # fmt: skip
+                return op, outcome("applied", events, decision.event_type, transition_id), b""
             case Unchanged():
                 assert view.snapshot is not None  # noqa: S101 - only a live session is unchanged
-                event = session_event(
-                    event_type=decision.event_type,
-                    event_id=transition_id,
-                    timestamp_ms=now,
-                    org_id=org,
-                    session_id=sid,
-                    version=view.version,
-                    snapshot=view.snapshot,
-                    command_id=cid,
-                )
-                op = Op("keep", field, view.version, True, event)
-                return op, outcome("applied", event, decision.event_type, transition_id), b""
+                events = (transition(decision.event_type, view.version, view.snapshot),)
+                op = Op("keep", field, view.version, True, events[0])
+                return op, outcome("applied", events, decision.event_type, transition_id), b""
             case Reject():
                 rejection_id = rejection_event_id(record.topic, record.partition, record.offset)
                 event = rejection_event(
@@ -317,15 +297,17 @@ class BatchProcessor:
                     session_id=sid,
                 )
                 op = Op("keep", field, view.version, view.live, event)
-                return (
-                    op,
-                    outcome(
-                        "rejected", event, "command.rejected", rejection_id, decision.rejection
-                    ),
-                    b"",
+                rejected = outcome(
+                    "rejected", (event,), "command.rejected", rejection_id, decision.rejection
                 )
+                return op, rejected, b""
             case Duplicate():
-                return None, outcome("duplicate", None, None, None), b""
+                return None, outcome("duplicate", ()), b""
+
+
+def _joined(events: tuple[bytes, ...]) -> bytes:
+    """One outbox entry per record. Compact JSON never holds a raw newline, so it separates."""
+    return b"\n".join(events)
 
 
 def _settle(
@@ -355,27 +337,20 @@ def _settle(
     return []
 
 
-def _replayed(record: Record, command: Command, event: bytes) -> Outcome:
-    """The outcome of a record processed before (crash or rebalance): the same event again."""
-    head = _head_decoder.decode(event)
+def _replayed(record: Record, command: Command, recorded: bytes) -> Outcome:
+    """The outcome of a record processed before (crash or rebalance): the same events again."""
+    events = tuple(recorded.split(b"\n"))
+    head = _head_decoder.decode(events[-1])
     rejection = None
     if head.type == "command.rejected":
-        error = _rejection_decoder.decode(event).error
+        error = _rejection_decoder.decode(events[-1]).error
         rejection = Rejection(error.code, error.message, error.path or None)
     sid = command.session_id
     return Outcome(
-        record,
-        "replayed",
-        event,
-        sid.encode(),
-        head.type,
-        head.event_id,
-        rejection,
-        command.command_id,
-        command.org_id,
-        sid,
+        record, "replayed", events, sid.encode(), head.type, head.event_id, rejection,
+        command.command_id, command.org_id, sid,
         (sid, outbox_field(record.partition, record.offset)),
-    )
+    )  # fmt: skip
 
 
 class _EventHead(msgspec.Struct, rename="camel"):
@@ -402,7 +377,7 @@ def _undecodable(record: Record, decoded: Undecodable) -> Outcome:
     return Outcome(
         record,
         "rejected",
-        event,
+        (event,),
         key,
         "command.rejected",
         event_id,

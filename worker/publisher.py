@@ -48,11 +48,9 @@ class EventPublisher:
         """
         deliveries = []
         for outcome in outcomes:
-            if outcome.event is not None:
+            for event in outcome.events:
                 deliveries.append(
-                    await self._producer.send(
-                        self._events_topic, outcome.event, key=outcome.event_key
-                    )
+                    await self._producer.send(self._events_topic, event, key=outcome.event_key)
                 )
             if outcome.rejection is not None:
                 deliveries.append(

@@ -28,6 +28,9 @@ class Settings:
     batch_max_records: int = constants.BATCH_MAX_RECORDS
     poll_timeout_ms: int = constants.POLL_TIMEOUT_MS
     shutdown_grace_s: float = constants.SHUTDOWN_GRACE_S
+    sweep_interval_ms: int = constants.SWEEP_INTERVAL_MS
+    expiry_batch_max: int = constants.EXPIRY_BATCH_MAX
+    expiry_lease_ms: int = constants.EXPIRY_LEASE_MS
     key_prefix: str = constants.KEY_PREFIX
     expired_retention_ms: int = constants.EXPIRED_RETENTION_MS
     tombstone_ttl_ms: int = constants.TOMBSTONE_TTL_MS

@@ -21,8 +21,9 @@ from worker.keys import KeySpace, SessionKeys
 
 OpKind = Literal["put", "delete", "keep"]  # keep: record the answer, change no state
 T = TypeVar("T")
-# Queues a batch's commands on a pipeline, given the loaded script hashes (read, apply).
-_Builder = Callable[[Pipeline, str, str], object]
+SCRIPTS = ("read", "apply", "claim_expired", "finish_expired")
+# Queues a batch's commands on a pipeline, given the loaded scripts' hashes by name.
+_Builder = Callable[[Pipeline, dict[str, str]], object]
 
 
 def _load(name: str) -> str:
@@ -46,6 +47,8 @@ class StoredState:
     snapshot: bytes | None  # the live record; None when missing or expired
     org_id: str | None
     expires_ms: int | None
+    status: str | None  # active | completed | deleted | expired; None: nothing known
+    expired_snapshot: bytes | None  # TTL ran out, expiry not announced yet: its last snapshot
     applied: frozenset[str]  # those of the asked commandIds applied to this session before
     replays: list[bytes | None]  # per asked record: the event recorded for it, if any
 
@@ -103,6 +106,17 @@ class Stale:
 OpResult = Applied | Replayed | Stale
 
 
+@dataclass(frozen=True, slots=True)
+class ExpiredSession:
+    """A session whose TTL ran out, claimed for announcing."""
+
+    session_id: str
+    version: int  # before the expiry; the announcement is version + 1
+    org_id: str
+    expires_ms: int
+    snapshot: bytes
+
+
 @dataclass(slots=True)
 class SessionOps:
     session_id: str
@@ -122,19 +136,19 @@ class SessionStore:
         self._redis = client
         self._keys = keys
         self._outbox_ttl_ms = outbox_ttl_ms
-        self._read_src = _load("read.lua")
-        self._apply_src = _load("apply.lua")
-        self._shas: tuple[str, str] | None = None  # (read, apply) once loaded
+        self._sources = {name: _load(f"{name}.lua") for name in SCRIPTS}
+        self._shas: dict[str, str] | None = None  # once loaded
         # (session id, outbox field) of committed records, removed with the next round trip.
         self._committed: list[tuple[str, str]] = []
 
     def keys_of(self, session_id: str) -> SessionKeys:
         return self._keys.session(session_id)
 
-    async def _load_scripts(self) -> tuple[str, str]:
-        read_sha = await self._redis.script_load(self._read_src)
-        apply_sha = await self._redis.script_load(self._apply_src)
-        return str(read_sha), str(apply_sha)
+    async def _load_scripts(self) -> dict[str, str]:
+        return {
+            name: str(await self._redis.script_load(source))
+            for name, source in self._sources.items()
+        }
 
     async def ping(self) -> None:
         try:
@@ -147,9 +161,9 @@ class SessionStore:
         if not requests:
             return []
         replies = await self._run(
-            lambda pipe, read_sha, _apply_sha: [
+            lambda pipe, sha: [
                 pipe.evalsha(
-                    read_sha,
+                    sha["read"],
                     3,
                     k.live,
                     k.meta,
@@ -169,9 +183,9 @@ class SessionStore:
         if not groups:
             return []
         replies = await self._run(
-            lambda pipe, _read_sha, apply_sha: [
+            lambda pipe, sha: [
                 pipe.evalsha(
-                    apply_sha,
+                    sha["apply"],
                     4,
                     k.live,
                     k.meta,
@@ -187,6 +201,60 @@ class SessionStore:
         )
         return [[_result(item) for item in _items(reply)] for reply in replies]
 
+    async def claim_expired(
+        self, buckets: Sequence[int], now_ms: int, limit: int, lease_ms: int
+    ) -> list[ExpiredSession]:
+        """Sessions whose TTL ran out, claimed for `lease_ms`, all buckets in one round trip."""
+        replies = await self._run(
+            lambda pipe, sha: [
+                pipe.evalsha(
+                    sha["claim_expired"],
+                    1,
+                    self._keys.bucket_index(b),
+                    now_ms,
+                    limit,
+                    lease_ms,
+                    self._keys.bucket_base(b),
+                )
+                for b in buckets
+            ]
+        )
+        return [
+            ExpiredSession(
+                session_id=_text(sid) or "",
+                version=_int(version),
+                org_id=_text(org) or "",
+                expires_ms=_int(expires),
+                snapshot=bytes(snapshot),  # type: ignore[call-overload]
+            )
+            for reply in replies
+            for sid, version, org, expires, snapshot in map(_items, _items(reply))
+        ]
+
+    async def finish_expired(
+        self, announced: Sequence[ExpiredSession], tombstone_until_ms: int
+    ) -> int:
+        """Turns announced sessions into tombstones; returns how many were still as claimed."""
+        if not announced:
+            return 0
+        replies = await self._run(
+            lambda pipe, sha: [
+                pipe.evalsha(
+                    sha["finish_expired"],
+                    3,
+                    k.live,
+                    k.meta,
+                    k.index,
+                    e.session_id,
+                    e.version,
+                    tombstone_until_ms,
+                )
+                for e in announced
+                for k in (self._keys.session(e.session_id),)
+            ]
+        )
+        return sum(1 for r in replies if r == 1)
+
     def committed(self, entries: Iterable[tuple[str, str]]) -> None:
         """Outbox entries whose offsets are committed; removed with the next round trip."""
         self._committed.extend(entries)
@@ -194,7 +262,7 @@ class SessionStore:
     async def flush(self) -> None:
         """Removes committed outbox entries now (at stop, or when the loop is idle)."""
         if self._committed:
-            await self._run(lambda pipe, _r, _a: [])
+            await self._run(lambda pipe, sha: [])
 
     async def _run(self, build: _Builder) -> list[object]:
         """One pipeline: pending outbox clean-up first, then the batch's own commands."""
@@ -208,7 +276,7 @@ class SessionStore:
                 by_session.setdefault(sid, []).append(field_name)
             for sid, fields in by_session.items():
                 pipe.hdel(self._keys.session(sid).outbox, *fields)
-            build(pipe, *self._shas)
+            build(pipe, self._shas)
             try:
                 replies = await self._guard(pipe.execute(raise_on_error=True))
             except NoScriptError:
@@ -232,6 +300,12 @@ class SessionStore:
             raise StoreUnavailableError(f"Redis: {exc}") from exc
 
 
+def _int(value: object) -> int:
+    if isinstance(value, bytes | int | str):
+        return int(value)
+    raise TypeError(f"expected an integer from Redis, got {type(value).__name__}")
+
+
 def _text(value: object) -> str | None:
     return value.decode() if isinstance(value, bytes) else None
 
@@ -243,12 +317,14 @@ def _items(reply: object) -> list[object]:
 
 
 def _state(reply: object, request: ReadRequest) -> StoredState:
-    live, version, org, expires, marks, replays = _items(reply)
+    live, version, org, expires, status, expired, marks, replays = _items(reply)
     return StoredState(
-        version=int(str(version)),
+        version=_int(version),
         snapshot=live if isinstance(live, bytes) else None,
         org_id=_text(org),
         expires_ms=int(expires) if isinstance(expires, bytes) else None,
+        status=_text(status),
+        expired_snapshot=expired if isinstance(expired, bytes) else None,
         applied=frozenset(
             c for c, m in zip(request.command_ids, _items(marks), strict=True) if m is not None
         ),

@@ -27,6 +27,8 @@ class SessionView:
     snapshot: bytes | None = None  # encoded live snapshot; None when there is no live session
     org_id: str | None = None
     expires_ms: int | None = None
+    # The TTL ran out and the expiry was not announced yet: the snapshot it will carry.
+    expired_snapshot: bytes | None = None
     applied: frozenset[str] = field(default_factory=frozenset)  # commandIds known applied
 
     @property
@@ -47,6 +49,9 @@ class Put:
     session: Session
     expires_ms: int
     version: int
+    # A create over a session whose TTL ran out unannounced announces that expiry first
+    # (version - 1), exactly as the sweeper would have.
+    announce_expiry: bool = False
 
 
 @dataclass(frozen=True, slots=True)
@@ -88,6 +93,8 @@ def decide(command: Command, view: SessionView, now_ms: int) -> Decision:
                 command.session_id, command.org_id, command.payload, now_ms
             )
             kind = "session.completed" if session.status == "completed" else "session.created"
+            if view.expired_snapshot is not None:
+                return Put(kind, session, expires_ms, view.version + 2, announce_expiry=True)
             return Put(kind, session, expires_ms, view.version + 1)
         case UpdateSession():
             # Another tenant's session is answered exactly like a missing one.

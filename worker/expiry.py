@@ -1,0 +1,102 @@
+"""Announces sessions whose TTL ran out: one `session.expired` per session, from any replica.
+
+Redis expires the live record by itself, exactly at `expiresAt`; the sweeper finds such sessions
+in the bucketed expiry index (not through keyspace notifications, which are lost while no one
+listens), claims them with a lease, sends the event and only then turns the session into a
+tombstone. A sweeper that dies between claim and finish leaves the claim to lapse; the next one
+sends the identical event (same id, same bytes). Sessions that expired while no worker ran are
+still in the index, with their last snapshot, when one starts.
+"""
+
+import asyncio
+import contextlib
+import time
+from collections.abc import Callable
+
+import structlog
+from aiokafka import AIOKafkaProducer
+
+from worker.constants import BUCKETS
+from worker.errors import WorkerError
+from worker.eventing import expired_event
+from worker.store import ExpiredSession, SessionStore
+
+log = structlog.get_logger("worker.expiry")
+
+
+class ExpirySweeper:
+    def __init__(
+        self,
+        store: SessionStore,
+        producer: AIOKafkaProducer,
+        events_topic: str,
+        *,
+        interval_ms: int,
+        batch_max: int,
+        lease_ms: int,
+        tombstone_ttl_ms: int,
+        clock: Callable[[], int],
+    ) -> None:
+        self._store = store
+        self._producer = producer
+        self._events_topic = events_topic
+        self._interval_s = interval_ms / 1000
+        self._batch_max = batch_max
+        self._lease_ms = lease_ms
+        self._tombstone_ttl_ms = tombstone_ttl_ms
+        self._clock = clock
+        self._buckets = list(range(BUCKETS))
+        self.announced = 0
+        self.last_sweep = time.monotonic()
+
+    async def run(self, stop: asyncio.Event) -> None:
+        while not stop.is_set():
+            try:
+                full = await self.sweep()
+            except (WorkerError, OSError) as exc:
+                log.warning("expiry sweep failed, will retry", error=str(exc))
+                full = False
+            except Exception as exc:  # noqa: BLE001 - Kafka errors: retry, never die silently
+                log.warning("expiry sweep failed, will retry", error=repr(exc))
+                full = False
+            if not full:
+                with contextlib.suppress(TimeoutError):
+                    await asyncio.wait_for(stop.wait(), timeout=self._interval_s)
+
+    async def sweep(self) -> bool:
+        """One pass over every bucket; True if a bucket had more due than one batch takes."""
+        now = self._clock()
+        claimed = await self._store.claim_expired(
+            self._buckets, now, self._batch_max, self._lease_ms
+        )
+        self.last_sweep = time.monotonic()
+        if not claimed:
+            return False
+        deliveries = [
+            await self._producer.send(
+                self._events_topic, _event(session), key=session.session_id.encode()
+            )
+            for session in claimed
+        ]
+        await asyncio.gather(*deliveries)
+        await self._store.finish_expired(claimed, self._clock() + self._tombstone_ttl_ms)
+        self.announced += len(claimed)
+        for session in claimed:
+            log.info(
+                "session expired",
+                session_id=session.session_id,
+                org_id=session.org_id,
+                version=session.version + 1,
+                delay_ms=now - session.expires_ms,
+            )
+        return len(claimed) >= self._batch_max
+
+
+def _event(session: ExpiredSession) -> bytes:
+    return expired_event(
+        session_id=session.session_id,
+        org_id=session.org_id,
+        version=session.version + 1,
+        expires_ms=session.expires_ms,
+        snapshot=session.snapshot,
+    )

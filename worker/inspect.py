@@ -1,0 +1,40 @@
+"""`session-worker get`: what Redis holds for one session, for a person at a terminal."""
+
+import json
+from dataclasses import dataclass
+
+import redis.asyncio as aioredis
+
+from worker.keys import KeySpace
+from worker.settings import Settings
+
+
+@dataclass(frozen=True, slots=True)
+class SessionReport:
+    found: bool
+    text: str
+
+
+async def describe_session(settings: Settings, session_id: str) -> SessionReport:
+    client = aioredis.Redis.from_url(settings.redis_url)
+    try:
+        keys = KeySpace(settings.key_prefix).session(session_id)
+        pipe = client.pipeline(transaction=False)
+        pipe.get(keys.live)
+        pipe.pttl(keys.live)
+        pipe.hmget(keys.meta, "v", "st")
+        snapshot, ttl_ms, (version, status) = await pipe.execute()
+    finally:
+        await client.aclose()
+    if snapshot is None:
+        state = {b"deleted": "deleted", b"expired": "expired"}.get(status or b"")
+        if state is None and status is not None:
+            state = "expired, expiry not announced yet"
+        why = f" ({state}, version {int(version)})" if state else ""
+        return SessionReport(False, f"session {session_id!r} not found{why}")
+    # The stored snapshot never holds secrets: they are redacted before it is built.
+    pretty = json.dumps(json.loads(snapshot), indent=2, ensure_ascii=False)
+    return SessionReport(
+        True,
+        f"{pretty}\nversion {int(version or 0)}, expires in {ttl_ms / 1000:.1f} s",
+    )
