@@ -9,7 +9,15 @@ from typing import Annotated, Any
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from contracts.fields import TOOL_FUNCTION_NAME_MAX_CHARS, Content, Name, Number
+from contracts.fields import (
+    DETECTED_THREATS_MAX_ITEMS,
+    MESSAGES_MAX_ITEMS,
+    TOOL_CALLS_MAX_ITEMS,
+    TOOL_FUNCTION_NAME_MAX_CHARS,
+    Content,
+    Name,
+    Number,
+)
 
 
 class _Message(Struct, frozen=True, forbid_unknown_fields=True, tag_field="role"):
@@ -29,7 +37,9 @@ class UserMessage(_Message, frozen=True, tag="user", rename="camel"):
     seconds_from_start: Number
     duration: Number | UnsetType = UNSET
     is_filtered: bool | UnsetType = UNSET
-    detected_threats: list[str] | UnsetType = UNSET
+    detected_threats: (
+        Annotated[list[str], Meta(max_length=DETECTED_THREATS_MAX_ITEMS)] | UnsetType
+    ) = UNSET
     original_message: str | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
     speaker_label: str | UnsetType = UNSET
@@ -51,7 +61,7 @@ class ToolCall(Struct, frozen=True, forbid_unknown_fields=True):
 class AssistantMessage(_Message, frozen=True, tag="assistant"):
     content: Content | UnsetType = UNSET
     refusal: Content | UnsetType = UNSET
-    tool_calls: list[ToolCall] | UnsetType = UNSET
+    tool_calls: Annotated[list[ToolCall], Meta(max_length=TOOL_CALLS_MAX_ITEMS)] | UnsetType = UNSET
     name: Name | UnsetType = UNSET
     metadata: dict[str, Any] | UnsetType = UNSET
 
@@ -70,3 +80,6 @@ class DeveloperMessage(_Message, frozen=True, tag="developer"):
 
 
 Message = SystemMessage | UserMessage | AssistantMessage | ToolMessage | DeveloperMessage
+
+# A session's conversation, as a create or an update carries it.
+Messages = Annotated[list[Message], Meta(max_length=MESSAGES_MAX_ITEMS)]

@@ -9,8 +9,8 @@ from typing import Annotated
 
 from msgspec import UNSET, Meta, Struct, UnsetType
 
-from contracts.fields import ExpirationSeconds, Name, Opaque, Status
-from contracts.messages import Message
+from contracts.fields import HOOKS_MAX_ITEMS, ExpirationSeconds, Name, Opaque, Status
+from contracts.messages import Messages
 
 CustomerNumber = Annotated[str, Meta(min_length=3, max_length=40)]
 Extension = Annotated[str, Meta(max_length=10)]
@@ -31,7 +31,7 @@ class ImportTwilioPhoneNumberDTO(Struct, frozen=True, forbid_unknown_fields=True
     twilio_account_sid: str
     twilio_phone_number: str
     fallback_destination: Opaque | UnsetType = UNSET
-    hooks: list[Opaque] | UnsetType = UNSET
+    hooks: Annotated[list[Opaque], Meta(max_length=HOOKS_MAX_ITEMS)] | UnsetType = UNSET
     sms_enabled: bool | UnsetType = UNSET
     twilio_auth_token: str | UnsetType = UNSET  # secret: never leaves the worker
     twilio_api_key: str | UnsetType = UNSET
@@ -52,7 +52,7 @@ class CreateSessionDTO(Struct, frozen=True, forbid_unknown_fields=True, rename="
     assistant_overrides: Opaque | UnsetType = UNSET
     squad_id: str | UnsetType = UNSET
     squad: Opaque | UnsetType = UNSET
-    messages: list[Message] | UnsetType = UNSET
+    messages: Messages | UnsetType = UNSET
     customer: CreateCustomerDTO | UnsetType = UNSET
     customer_id: str | UnsetType = UNSET
     phone_number_id: str | UnsetType = UNSET
@@ -65,4 +65,4 @@ class UpdateSessionDTO(Struct, frozen=True, forbid_unknown_fields=True, rename="
     name: Name | UnsetType = UNSET
     status: Status | UnsetType = UNSET
     expiration_seconds: ExpirationSeconds | UnsetType = UNSET
-    messages: list[Message] | UnsetType = UNSET
+    messages: Messages | UnsetType = UNSET

@@ -7,7 +7,7 @@ already redacted when a snapshot is built; nothing that reaches this type may ca
 from msgspec import UNSET, Struct, UnsetType
 
 from contracts.fields import ExpirationSeconds, Name, Opaque, Status
-from contracts.messages import Message
+from contracts.messages import Messages
 from contracts.payloads import CreateCustomerDTO, ImportTwilioPhoneNumberDTO
 
 
@@ -25,7 +25,7 @@ class Session(Struct, frozen=True, forbid_unknown_fields=True, rename="camel"):
     assistant_overrides: Opaque | UnsetType = UNSET
     squad_id: str | UnsetType = UNSET
     squad: Opaque | UnsetType = UNSET
-    messages: list[Message] | UnsetType = UNSET
+    messages: Messages | UnsetType = UNSET
     customer: CreateCustomerDTO | UnsetType = UNSET
     customer_id: str | UnsetType = UNSET
     phone_number_id: str | UnsetType = UNSET

@@ -9,6 +9,7 @@ from typing import Any
 from msgspec import UNSET, UnsetType, structs
 
 from contracts.fields import EXPIRATION_DEFAULT_S
+from contracts.messages import Message
 from contracts.payloads import CreateSessionDTO, ImportTwilioPhoneNumberDTO, UpdateSessionDTO
 from contracts.session import Session
 from worker.clock import iso_ms
@@ -33,16 +34,29 @@ def _clean_phone_number(
     if isinstance(phone, UnsetType):
         return phone
     changes: dict[str, Any] = {}
-    if phone.twilio_auth_token is not UNSET:
-        changes["twilio_auth_token"] = SECRET_MARK
-    if phone.twilio_api_secret is not UNSET:
-        changes["twilio_api_secret"] = SECRET_MARK
+    # The API key SID is an identifier rather than a secret, but every `*apiKey` is redacted
+    # inside configurations too: one rule is easier to trust than a list of exceptions.
+    for name in ("twilio_auth_token", "twilio_api_secret", "twilio_api_key"):
+        if getattr(phone, name) is not UNSET:
+            changes[name] = SECRET_MARK
     for name in ("fallback_destination", "hooks", "server"):
         value = getattr(phone, name)
         cleaned = _clean(value)
         if cleaned is not value:
             changes[name] = cleaned
     return structs.replace(phone, **changes) if changes else phone
+
+
+def _clean_messages(messages: list[Message] | UnsetType) -> list[Message] | UnsetType:
+    """Message `metadata` is free-form: credentials in it are redacted like in configs."""
+    if isinstance(messages, UnsetType):
+        return messages
+    cleaned = []
+    for message in messages:
+        metadata = getattr(message, "metadata", UNSET)
+        safe = _clean(metadata)
+        cleaned.append(message if safe is metadata else structs.replace(message, metadata=safe))
+    return cleaned
 
 
 def new_session(
@@ -79,7 +93,7 @@ def new_session(
         assistant_overrides=_clean(payload.assistant_overrides),
         squad_id=payload.squad_id,
         squad=UNSET if payload.squad_id is not UNSET else _clean(payload.squad),
-        messages=payload.messages,
+        messages=_clean_messages(payload.messages),
         customer=customer,
         customer_id=payload.customer_id,
         phone_number_id=payload.phone_number_id,
@@ -97,10 +111,12 @@ def updated_session(
     restarts the clock from this update.
     """
     changes: dict[str, Any] = {"updated_at": iso_ms(now_ms)}
-    for name in ("name", "status", "messages"):
+    for name in ("name", "status"):
         value = getattr(payload, name)
         if value is not UNSET:
             changes[name] = value
+    if not isinstance(payload.messages, UnsetType):
+        changes["messages"] = _clean_messages(payload.messages)
     if not isinstance(payload.expiration_seconds, UnsetType):
         expires_ms = expires_at_ms(now_ms, payload.expiration_seconds)
         changes["expiration_seconds"] = payload.expiration_seconds
