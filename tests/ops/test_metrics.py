@@ -1,0 +1,156 @@
+"""The metrics object on its own: names, labels, and what each observation moves."""
+
+import re
+from dataclasses import dataclass
+
+import pytest
+from aiokafka.errors import KafkaConnectionError
+from prometheus_client import CollectorRegistry
+
+import worker.metrics
+from worker.errors import ConcurrentChangeError, Rejection, StoreUnavailableError
+from worker.metrics import Metrics
+from worker.processor import Outcome
+
+SUFFIXES = {
+    "counter": ("_total", "_created"),
+    "histogram": ("_bucket", "_sum", "_count", "_created"),
+    "gauge": ("",),
+    "info": ("_info",),
+}
+
+
+def exposed_names(metrics: Metrics) -> set[str]:
+    """Every sample name the registry can expose, whether or not a label set exists yet."""
+    return {
+        family.name + suffix
+        for family in metrics.registry.collect()
+        for suffix in SUFFIXES[family.type]
+    }
+
+
+def value(metrics: Metrics, name: str, **labels: str) -> float:
+    found = metrics.registry.get_sample_value(name, labels)
+    return 0.0 if found is None else found
+
+
+@dataclass(frozen=True)
+class FakeRecord:
+    """A consumed record's fields, as aiokafka's ConsumerRecord has them."""
+
+    topic: str = "sessions.commands"
+    partition: int = 0
+    offset: int = 0
+    key: bytes | None = b"s-1"
+    value: bytes | None = b"{}"
+    timestamp: int = 1_000_000
+
+
+def outcome(
+    result: str, event_type: str | None, rejection: Rejection | None = None, timestamp: int = 0
+) -> Outcome:
+    return Outcome(
+        FakeRecord(timestamp=timestamp),
+        result,  # type: ignore[arg-type]
+        (),
+        b"s-1",
+        event_type,
+        None,
+        rejection,
+    )
+
+
+def test_the_docstring_lists_every_metric_and_nothing_else() -> None:
+    documented = set(re.findall(r"`(session_worker_[a-z_]+)", worker.metrics.__doc__ or ""))
+    public = {"counter": "_total", "info": "_info"}
+    families = {f.name + public.get(f.type, "") for f in Metrics().registry.collect()}
+    assert documented == families
+
+
+def test_every_worker_has_its_own_registry() -> None:
+    first, second = Metrics(), Metrics(CollectorRegistry())
+    first.observe_batch(10, 0.02)
+    assert value(first, "session_worker_batch_records_count") == 1
+    assert value(second, "session_worker_batch_records_count") == 0
+
+
+def test_outcomes_count_by_type_and_outcome_with_dead_letters_and_latency() -> None:
+    m = Metrics()
+    m.observe_outcomes(
+        [
+            outcome("applied", "session.created", timestamp=1_000),
+            outcome("applied", "session.created", timestamp=1_000),
+            outcome("applied", "session.deleted", timestamp=1_500),
+            outcome("duplicate", None, timestamp=1_500),
+            outcome(
+                "rejected",
+                "command.rejected",
+                Rejection("not_found", "session not found", "$.sessionId"),
+                timestamp=1_900,
+            ),
+        ],
+        now_ms=2_000,
+    )
+    assert value(m, "session_worker_commands_total", type="session.create", outcome="applied") == 2
+    assert value(m, "session_worker_commands_total", type="session.delete", outcome="applied") == 1
+    assert value(m, "session_worker_commands_total", type="unknown", outcome="duplicate") == 1
+    assert value(m, "session_worker_commands_total", type="unknown", outcome="rejected") == 1
+    assert value(m, "session_worker_dead_letters_total", code="not_found") == 1
+    assert value(m, "session_worker_end_to_end_latency_seconds_count") == 5
+    assert value(m, "session_worker_end_to_end_latency_seconds_sum") == pytest.approx(3.1)
+
+
+def test_an_exact_command_type_on_the_outcome_wins() -> None:
+    @dataclass(frozen=True)
+    class Typed:
+        record: FakeRecord
+        result: str
+        event_type: str | None
+        rejection: Rejection | None
+        command_type: str
+
+    m = Metrics()
+    completed = Typed(FakeRecord(), "applied", "session.completed", None, "session.update")
+    m.observe_outcomes([completed], now_ms=1_000_000)
+    assert value(m, "session_worker_commands_total", type="session.update", outcome="applied") == 1
+
+
+def test_failed_batches_are_counted_by_reason_and_service() -> None:
+    m = Metrics()
+    assert m.batch_failed(StoreUnavailableError("Redis: gone")) == "redis"
+    assert m.batch_failed(KafkaConnectionError()) == "kafka"
+    assert m.batch_failed(ConcurrentChangeError("busy")) == "contention"
+    assert m.batch_failed(OSError("reset")) == "other"
+    assert value(m, "session_worker_batch_retries_total", reason="redis") == 1
+    assert value(m, "session_worker_redis_errors_total", where="batch") == 1
+    assert value(m, "session_worker_kafka_errors_total", where="batch") == 1
+
+
+def test_lag_of_partitions_no_longer_owned_disappears() -> None:
+    m = Metrics()
+    m.set_lag({("c", 0): 5, ("c", 1): 0})
+    m.set_lag({("c", 1): 7})
+    assert (
+        m.registry.get_sample_value("session_worker_consumer_lag", {"topic": "c", "partition": "0"})
+        is None
+    )
+    assert value(m, "session_worker_consumer_lag", topic="c", partition="1") == 7
+
+
+def test_rebalances_expiry_and_session_gauges() -> None:
+    m = Metrics()
+    m.observe_rebalance("assigned", 4)
+    assert value(m, "session_worker_assigned_partitions") == 4
+    m.observe_rebalance("revoked", 4)
+    assert value(m, "session_worker_assigned_partitions") == 0
+    assert value(m, "session_worker_rebalances_total", change="assigned") == 1
+    m.observe_expired([200, 400])
+    assert value(m, "session_worker_sessions_expired_total") == 2
+    assert value(m, "session_worker_expiry_delay_seconds_sum") == pytest.approx(0.6)
+    m.set_sessions(live=10, backlog=2, oldest_due_ms=1_000, now_ms=4_000)
+    assert value(m, "session_worker_live_sessions") == 10
+    assert value(m, "session_worker_expiry_backlog") == 2
+    assert value(m, "session_worker_expiry_overdue_seconds") == 3
+    m.set_sessions(live=10, backlog=0, oldest_due_ms=None, now_ms=5_000)
+    assert value(m, "session_worker_expiry_overdue_seconds") == 0
+    assert "session_worker_build_info" in exposed_names(m)
