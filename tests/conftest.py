@@ -41,6 +41,7 @@ async def settings(services: Services, redis_client: aioredis.Redis) -> Settings
         dead_letter_topic=f"t{run}.commands.dlq",
         group_id=f"t{run}",
         poll_timeout_ms=100,
+        http_port=0,  # several workers share this machine; tests that probe pick a port
         shutdown_grace_s=10,
         log_format="json",
     )

@@ -182,16 +182,27 @@ def settings_env(settings: Settings) -> dict[str, str]:
 class WorkerProcess:
     """`session-worker run` as a real OS process, for tests that kill and restart workers."""
 
-    def __init__(self, settings: Settings, log_path: Path) -> None:
+    def __init__(
+        self, settings: Settings, log_path: Path, extra_env: dict[str, str] | None = None
+    ) -> None:
         self._settings = settings
         self._log_path = log_path
+        self._extra_env = extra_env or {}
         self._proc: subprocess.Popen[bytes] | None = None
+
+    @property
+    def alive(self) -> bool:
+        return self._proc is not None and self._proc.poll() is None
+
+    @property
+    def returncode(self) -> int | None:
+        return None if self._proc is None else self._proc.poll()
 
     def start(self) -> None:
         log = self._log_path.open("ab")
         self._proc = subprocess.Popen(
             [sys.executable, "-m", "worker", "run"],
-            env=settings_env(self._settings),
+            env={**settings_env(self._settings), **self._extra_env},
             stdout=log,
             stderr=subprocess.STDOUT,
         )

@@ -6,6 +6,7 @@ grace period, then cancels.
 """
 
 import asyncio
+import contextlib
 import signal
 import time
 from collections.abc import Callable
@@ -13,17 +14,27 @@ from collections.abc import Callable
 import redis.asyncio as aioredis
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker.clock import now_ms
 from worker.consumer import CommandLoop, DrainOnRevoke
+from worker.errors import LivenessError
 from worker.expiry import ExpirySweeper
+from worker.http import HttpServer, health_state, http_server
 from worker.keys import KeySpace
+from worker.metrics import Metrics
 from worker.processor import BatchProcessor, Limits
 from worker.publisher import EventPublisher
+from worker.sampling import run_samplers
 from worker.settings import Settings
 from worker.store import SessionStore
 
 log = structlog.get_logger("worker")
+
+REDIS_TIMEOUT_S = 5.0  # longer than any healthy round trip; short enough to retry soon
 
 
 class Worker:
@@ -45,10 +56,26 @@ class Worker:
         self.loop: CommandLoop | None = None
         self.sweeper: ExpirySweeper | None = None
         self.assigned = 0  # partitions currently assigned, for readiness
+        self.metrics = Metrics()
+        self.health = health_state(settings)
+        self._http: HttpServer | None = None
 
     async def start(self) -> None:
         s = self.settings
-        self._redis = aioredis.Redis.from_url(s.redis_url, decode_responses=False)
+        # Probes answer from the first moment: not ready (yet), but alive.
+        self._http = http_server(s, self.health, self.metrics)
+        if self._http is not None:
+            await self._http.start()
+        self._redis = aioredis.Redis.from_url(
+            s.redis_url,
+            decode_responses=False,
+            # A Redis that stops answering must fail the batch (to be retried), not hang it.
+            socket_timeout=REDIS_TIMEOUT_S,
+            socket_connect_timeout=REDIS_TIMEOUT_S,
+            # Reconnect once, quickly, after a restart; every script is safe to run again.
+            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
+            retry_on_error=[RedisConnectionError, RedisTimeoutError],
+        )
         store = SessionStore(self._redis, KeySpace(s.key_prefix), s.outbox_ttl_ms)
         self._producer = AIOKafkaProducer(**s.to_producer_params())
         await self._producer.start()
@@ -67,6 +94,9 @@ class Worker:
             store,
             poll_timeout_ms=s.poll_timeout_ms,
             batch_max_records=s.batch_max_records,
+            max_poll_interval_ms=s.max_poll_interval_ms,
+            metrics=self.metrics,
+            health=self.health,
         )
         self.sweeper = ExpirySweeper(
             store,
@@ -77,6 +107,7 @@ class Worker:
             lease_ms=s.expiry_lease_ms,
             tombstone_ttl_ms=s.tombstone_ttl_ms,
             clock=self._clock,
+            metrics=self.metrics,
         )
         self._consumer.subscribe(
             [s.commands_topic], listener=DrainOnRevoke(self.loop.in_flight, self._on_rebalance)
@@ -90,6 +121,8 @@ class Worker:
 
     def _on_rebalance(self, change: str, partitions: int) -> None:
         self.assigned = partitions if change == "assigned" else 0
+        self.metrics.observe_rebalance(change, partitions)
+        self.health.set_partitions(self.assigned)
         log.info("partitions " + change, partitions=partitions)
 
     def request_stop(self) -> None:
@@ -106,13 +139,30 @@ class Worker:
             await self.start()
             assert self.loop is not None  # noqa: S101 - set by start()
             assert self.sweeper is not None  # noqa: S101
+            assert self._redis is not None  # noqa: S101
             task = asyncio.create_task(self.loop.run(self._stop, burst=burst))
             sweeper = asyncio.create_task(self.sweeper.run(self._stop))
+            watchdog = asyncio.create_task(self._watch(self.loop))
+            samplers = asyncio.create_task(
+                run_samplers(
+                    self._stop,
+                    metrics=self.metrics,
+                    health=self.health,
+                    consumer=self._consumer,
+                    redis=self._redis,
+                    key_prefix=self.settings.key_prefix,
+                    sample_interval_s=self.settings.sample_interval_s,
+                    clock=self._clock,
+                )
+            )
             stop_wait = asyncio.create_task(self._stop.wait())
-            await asyncio.wait({task, sweeper, stop_wait}, return_when=asyncio.FIRST_COMPLETED)
-            self._stop.set()  # a loop that ended (burst, or a crash) stops the others too
+            await asyncio.wait(
+                {task, sweeper, watchdog, samplers, stop_wait},
+                return_when=asyncio.FIRST_COMPLETED,
+            )
+            self._stop.set()  # a loop that ended (burst, a crash, liveness) stops the others too
             stop_wait.cancel()
-            errors = await self._drain(task, sweeper)
+            errors = await self._drain(task, sweeper, watchdog, samplers)
             if errors:
                 raise errors[0]  # a crashed loop fails the run, after the others stopped
         finally:
@@ -120,6 +170,20 @@ class Worker:
             if self._handle_signals:
                 for sig in (signal.SIGTERM, signal.SIGINT):
                     loop.remove_signal_handler(sig)
+
+    async def _watch(self, loop: CommandLoop) -> None:
+        """Fails the run when the worker would otherwise be alive but idle: the loop stopped
+        turning, or Kafka has not answered for the liveness timeout. The process then exits
+        non-zero and its supervisor starts a fresh one."""
+        limit = self.settings.liveness_timeout_s
+        while not self._stop.is_set():
+            with contextlib.suppress(TimeoutError):
+                await asyncio.wait_for(self._stop.wait(), timeout=1.0)
+            now = time.monotonic()
+            if now - loop.last_beat > limit:
+                raise LivenessError(f"the command loop has not turned for {limit:.0f} s")
+            if now - loop.kafka_seen > limit:
+                raise LivenessError(f"Kafka has not answered for {limit:.0f} s")
 
     async def _drain(self, *tasks: "asyncio.Task[None]") -> list[BaseException]:
         """The loops see the stop event after their current batch; give them the grace period."""
@@ -144,6 +208,7 @@ class Worker:
             return
         self._stopped = True
         self._stop.set()
+        self.health.mark_stopping()
         if self._consumer is not None:
             await self._consumer.stop()  # leaves the group now: partitions move at once
         if self.loop is not None:
@@ -155,4 +220,6 @@ class Worker:
             await self._producer.stop()
         if self._redis is not None:
             await self._redis.aclose()
+        if self._http is not None:
+            await self._http.stop()
         log.info("worker stopped")

@@ -10,12 +10,30 @@ MAX_RECORD_BYTES = (
 )
 BATCH_MAX_RECORDS = 500  # enough to amortise round trips; small enough to drain within a rebalance
 POLL_TIMEOUT_MS = 200  # how long getmany waits for records before the loop checks for stop
+# A batch taking longer than this gets the worker thrown out of the group (Kafka's default, 5 min);
+# batches shrink after that happens, so it happens once.
+MAX_POLL_INTERVAL_MS = 300_000
+# A replica that dies without leaving the group holds its partitions this long (aiokafka's
+# default). The broker accepts 6 s to 300 s (group.min/max.session.timeout.ms).
+SESSION_TIMEOUT_MS = 10_000
 SHUTDOWN_GRACE_S = 20.0  # within Kubernetes' default 30 s termination grace, with margin
+# Kafka silent (or the loop stuck) this long: exit so a supervisor restarts the worker, rather than
+# stay alive and idle. Longer than a broker restart or a leader election takes.
+LIVENESS_TIMEOUT_S = 60.0
 
 SWEEP_INTERVAL_MS = 500  # expiry announced within ~0.5 s of expiresAt (the bound is 2 s)
 EXPIRY_BATCH_MAX = 1000  # due sessions claimed per bucket per sweep; a full bucket sweeps again
 # A claimed expiry not finished within this long (its sweeper died) is claimed again.
 EXPIRY_LEASE_MS = 30_000
+
+HTTP_PORT = 9464  # metrics and probes; Prometheus' registry of default ports lists 9464 as free
+# Redis reachability for /readyz is checked this often; a result older than three intervals
+# counts as unknown, so a stuck prober cannot keep a replica ready.
+HEALTH_PROBE_INTERVAL_S = 5.0
+REDIS_PROBE_TIMEOUT_S = 2.0  # a healthy PING takes milliseconds; longer means Redis is in trouble
+# Live sessions and the expiry backlog are counted over all 256 bucket indexes (3 commands each,
+# one pipelined round trip): every 15 s, Prometheus' usual scrape interval.
+SAMPLE_INTERVAL_S = 15.0
 
 KEY_PREFIX = "sw"  # every Redis key starts with it, so a shared Redis can host other apps
 # Session keys are spread over this many hash tags. Keys of one session and its bucket's expiry

@@ -27,6 +27,10 @@ class ConcurrentChangeError(WorkerError):
     retriable = True
 
 
+class LivenessError(WorkerError):
+    """The worker is alive but cannot work (stuck loop, Kafka gone too long): exit, restart."""
+
+
 @dataclass(frozen=True, slots=True)
 class Rejection:
     """Why a command is not applied: becomes a ``command.rejected`` event and a dead letter."""

@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaProducer
 from worker.constants import BUCKETS
 from worker.errors import WorkerError
 from worker.eventing import expired_event
+from worker.metrics import Metrics
 from worker.store import ExpiredSession, SessionStore
 
 log = structlog.get_logger("worker.expiry")
@@ -36,6 +37,7 @@ class ExpirySweeper:
         lease_ms: int,
         tombstone_ttl_ms: int,
         clock: Callable[[], int],
+        metrics: Metrics | None = None,
     ) -> None:
         self._store = store
         self._producer = producer
@@ -45,6 +47,7 @@ class ExpirySweeper:
         self._lease_ms = lease_ms
         self._tombstone_ttl_ms = tombstone_ttl_ms
         self._clock = clock
+        self._metrics = metrics if metrics is not None else Metrics()
         self._buckets = list(range(BUCKETS))
         self.announced = 0
         self.last_sweep = time.monotonic()
@@ -54,9 +57,11 @@ class ExpirySweeper:
             try:
                 full = await self.sweep()
             except (WorkerError, OSError) as exc:
+                self._metrics.count_error(exc, "sweep")
                 log.warning("expiry sweep failed, will retry", error=str(exc))
                 full = False
             except Exception as exc:  # noqa: BLE001 - Kafka errors: retry, never die silently
+                self._metrics.count_error(exc, "sweep")
                 log.warning("expiry sweep failed, will retry", error=repr(exc))
                 full = False
             if not full:
@@ -81,6 +86,8 @@ class ExpirySweeper:
         await asyncio.gather(*deliveries)
         await self._store.finish_expired(claimed, self._clock() + self._tombstone_ttl_ms)
         self.announced += len(claimed)
+        done = self._clock()
+        self._metrics.observe_expired(done - s.expires_ms for s in claimed)
         for session in claimed:
             log.info(
                 "session expired",

@@ -86,6 +86,7 @@ class Outcome:
     org_id: str | None = None
     session_id: str | None = None
     outbox: tuple[str, str] | None = None  # (session id, field) to clean once committed
+    command_type: str | None = None  # None when the record could not be decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -244,7 +245,7 @@ class BatchProcessor:
         ) -> Outcome:
             return Outcome(
                 record, result, events, sid.encode(), event_type, event_id, rejection,
-                cid, org, sid, (sid, field) if events else None,
+                cid, org, sid, (sid, field) if events else None, _type_of(command),
             )  # fmt: skip
 
         match decision:
@@ -349,8 +350,12 @@ def _replayed(record: Record, command: Command, recorded: bytes) -> Outcome:
     return Outcome(
         record, "replayed", events, sid.encode(), head.type, head.event_id, rejection,
         command.command_id, command.org_id, sid,
-        (sid, outbox_field(record.partition, record.offset)),
+        (sid, outbox_field(record.partition, record.offset)), _type_of(command),
     )  # fmt: skip
+
+
+def _type_of(command: Command) -> str:
+    return str(command.__struct_config__.tag)
 
 
 class _EventHead(msgspec.Struct, rename="camel"):

@@ -27,7 +27,10 @@ class Settings:
     max_record_bytes: int = constants.MAX_RECORD_BYTES
     batch_max_records: int = constants.BATCH_MAX_RECORDS
     poll_timeout_ms: int = constants.POLL_TIMEOUT_MS
+    max_poll_interval_ms: int = constants.MAX_POLL_INTERVAL_MS
+    session_timeout_ms: int = constants.SESSION_TIMEOUT_MS
     shutdown_grace_s: float = constants.SHUTDOWN_GRACE_S
+    liveness_timeout_s: float = constants.LIVENESS_TIMEOUT_S
     sweep_interval_ms: int = constants.SWEEP_INTERVAL_MS
     expiry_batch_max: int = constants.EXPIRY_BATCH_MAX
     expiry_lease_ms: int = constants.EXPIRY_LEASE_MS
@@ -35,6 +38,9 @@ class Settings:
     expired_retention_ms: int = constants.EXPIRED_RETENTION_MS
     tombstone_ttl_ms: int = constants.TOMBSTONE_TTL_MS
     outbox_ttl_ms: int = constants.OUTBOX_TTL_MS
+    http_host: str = "0.0.0.0"  # noqa: S104 - probes and scrapes come from outside the pod
+    http_port: int = constants.HTTP_PORT  # /metrics, /healthz, /readyz; 0 turns the server off
+    sample_interval_s: float = constants.SAMPLE_INTERVAL_S  # Redis-sampled gauges refresh
     log_level: str = "info"
     log_format: str = "auto"  # auto: console on a terminal, JSON otherwise
 
@@ -64,6 +70,9 @@ class Settings:
             "auto_offset_reset": "earliest",  # a new group must not skip commands already sent
             "isolation_level": "read_committed",
             "max_poll_records": self.batch_max_records,
+            "max_poll_interval_ms": self.max_poll_interval_ms,
+            "session_timeout_ms": self.session_timeout_ms,
+            "heartbeat_interval_ms": max(1000, self.session_timeout_ms // 3),
             "fetch_max_bytes": 64 * 1024 * 1024,
             "max_partition_fetch_bytes": max(self.max_record_bytes * 2, 1024 * 1024),
         }
@@ -127,8 +136,11 @@ def _check(s: Settings) -> None:
     for name in positive:
         if getattr(s, name) <= 0:
             fail(name, "must be greater than 0")
-    if s.shutdown_grace_s <= 0:
-        fail("shutdown_grace_s", "must be greater than 0")
+    for name in ("shutdown_grace_s", "liveness_timeout_s", "sample_interval_s"):
+        if getattr(s, name) <= 0:
+            fail(name, "must be greater than 0")
+    if not 0 <= s.http_port <= 65535:
+        fail("http_port", "must be a TCP port (0 turns the HTTP server off)")
     if s.log_level.lower() not in _LOG_LEVELS:
         fail("log_level", f"must be one of {', '.join(sorted(_LOG_LEVELS))}")
     if s.log_format not in _LOG_FORMATS:
