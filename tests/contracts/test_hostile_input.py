@@ -47,10 +47,8 @@ from worker.decoding import (
     Ids,
     Undecodable,
     decode_record,
-    deeper_than,
-    duplicate_key,
-    encodes_only_keys_it_decoded,
 )
+from worker.json_guards import deeper_than, duplicate_key, encodes_only_keys_it_decoded
 
 MAX_BYTES = 1_048_576
 SID = "s-hostile-1"
