@@ -329,11 +329,12 @@ def _settle(
             outcomes[planned.index] = planned.outcome
             continue
         if isinstance(result, Replayed):
-            outcomes[planned.index] = _replayed(
-                records[planned.index], commands[planned.index], result.event
-            )
-            position += 1
-        # Stale, replayed or not run: what follows was decided on a guess; decide it again.
+            # Recorded before (a crash or a rebalance): its original events, and what follows
+            # was decided on a guess of its outcome, so it is decided again.
+            i = planned.index
+            outcomes[i] = _replayed(records[i], commands[i], result.event)
+            return [p.index for p in plan[position + 1 :]]
+        # Stale, or not run because an earlier operation was: decide again from here.
         return [p.index for p in plan[position:]]
     return []
 
