@@ -7,6 +7,7 @@ import os
 import signal
 import subprocess
 import sys
+import uuid
 from collections.abc import Callable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
@@ -18,7 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from worker.app import Worker
 from worker.devenv.services import Services, open_services
 from worker.settings import ENV, Settings
-from worker.topics import partitions_of
+from worker.topics import ensure_topics, partitions_of
 
 __all__ = [
     "Record",
@@ -26,9 +27,31 @@ __all__ = [
     "TopicReader",
     "WorkerHarness",
     "WorkerProcess",
+    "fresh_settings",
     "services_for_tests",
     "settings_env",
 ]
+
+
+async def fresh_settings(
+    bootstrap_servers: str, redis_url: str, *, partitions: int, **overrides: Any
+) -> Settings:
+    """Settings with a topic set and consumer group of their own, the topics created."""
+    run = uuid.uuid4().hex[:10]
+    settings = Settings(
+        kafka_bootstrap_servers=bootstrap_servers,
+        redis_url=redis_url,
+        commands_topic=f"t{run}.commands",
+        events_topic=f"t{run}.events",
+        dead_letter_topic=f"t{run}.commands.dlq",
+        group_id=f"t{run}",
+        poll_timeout_ms=100,
+        http_port=0,  # several workers share this machine; tests that probe pick a port
+        shutdown_grace_s=10,
+        log_format="json",
+    ).replace(**overrides)
+    await ensure_topics(settings, partitions=partitions, replication_factor=1)
+    return settings
 
 
 @contextlib.contextmanager

@@ -2,7 +2,6 @@
 Redis runs with an fsync'd AOF (`appendfsync always`): with the default `everysec` a `kill -9`
 may drop the last second of writes that the worker was already told were stored."""
 
-import uuid
 from collections.abc import AsyncIterator, Iterator
 from dataclasses import dataclass
 
@@ -11,10 +10,10 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from tests.chaos.verify import TABLE_HEADER, Report
+from tests.support import fresh_settings
 from worker.devenv.kafka_local import LocalKafka
 from worker.devenv.redis_local import LocalRedis
 from worker.settings import Settings
-from worker.topics import ensure_topics
 
 REPORTS: list[Report] = []
 CHAOS_PARTITIONS = 6  # room for three replicas with two partitions each
@@ -48,22 +47,13 @@ async def chaos_redis(chaos_services: ChaosServices) -> AsyncIterator[aioredis.R
 
 @pytest_asyncio.fixture
 async def chaos_settings(chaos_services: ChaosServices, chaos_redis: aioredis.Redis) -> Settings:
-    run = uuid.uuid4().hex[:10]
-    s = Settings(
-        kafka_bootstrap_servers=chaos_services.kafka.bootstrap_servers,
-        redis_url=chaos_services.redis.url,
-        commands_topic=f"c{run}.commands",
-        events_topic=f"c{run}.events",
-        dead_letter_topic=f"c{run}.commands.dlq",
-        group_id=f"c{run}",
-        poll_timeout_ms=100,
-        http_port=0,  # several workers share this machine; tests that probe pick a port
+    return await fresh_settings(
+        chaos_services.kafka.bootstrap_servers,
+        chaos_services.redis.url,
+        partitions=CHAOS_PARTITIONS,
         shutdown_grace_s=15,
         session_timeout_ms=6000,  # the broker's minimum: a killed replica's partitions move soon
-        log_format="json",
     )
-    await ensure_topics(s, partitions=CHAOS_PARTITIONS, replication_factor=1)
-    return s
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -14,10 +14,9 @@ import subprocess
 import time
 import warnings
 from collections.abc import Callable
-from types import TracebackType
-from typing import TYPE_CHECKING, Any, Self, cast
+from typing import TYPE_CHECKING, Any, cast
 
-from worker.devenv._proc import ServiceStartError
+from worker.devenv._proc import ServiceStartError, StartedService
 from worker.devenv.kafka_local import kafka_ready
 from worker.devenv.ports import LOOPBACK, free_port
 from worker.devenv.redis_local import redis_ready
@@ -83,7 +82,7 @@ def _poll(probe: Callable[[], bool], *, timeout: float, what: str, logs: Callabl
         time.sleep(0.1)
 
 
-class _ContainerHandle:
+class _ContainerHandle(StartedService):
     """Shared lifecycle: a fixed loopback host port survives docker restarts."""
 
     _what = "container"
@@ -160,22 +159,6 @@ class _ContainerHandle:
         if self._container is not None:
             self._container.stop()
             self._container = None
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
 
 class DockerKafka(_ContainerHandle):

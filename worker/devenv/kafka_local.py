@@ -21,10 +21,14 @@ import time
 import uuid
 from collections.abc import Mapping
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from worker.devenv._proc import ManagedProcess, ServiceStartError, log_tail, wait_until_ready
+from worker.devenv._proc import (
+    ManagedProcess,
+    ServiceStartError,
+    StartedService,
+    log_tail,
+    wait_until_ready,
+)
 from worker.devenv.ports import LOOPBACK, free_ports
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -196,7 +200,7 @@ log4j.logger.org.apache.kafka.clients.NetworkClient=WARN
 """
 
 
-class LocalKafka:
+class LocalKafka(StartedService):
     """One combined broker+controller on free 127.0.0.1 ports.
 
     ``restart()`` keeps ports, cluster id and data, so connected clients
@@ -510,22 +514,6 @@ class LocalKafka:
         self._cds_pending = None
         with contextlib.suppress(OSError):
             tmp.unlink()
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         where = self.bootstrap_servers if self._port is not None else "not started"

@@ -9,10 +9,8 @@ import tempfile
 import time
 from collections.abc import Sequence
 from pathlib import Path
-from types import TracebackType
-from typing import Self
 
-from worker.devenv._proc import ManagedProcess, ServiceStartError, wait_until_ready
+from worker.devenv._proc import ManagedProcess, ServiceStartError, StartedService, wait_until_ready
 from worker.devenv.ports import LOOPBACK, free_port
 
 
@@ -32,7 +30,7 @@ def redis_ready(host: str, port: int, timeout: float = 1.0) -> bool:
     return reply.startswith(b"+PONG")
 
 
-class LocalRedis:
+class LocalRedis(StartedService):
     """One ``redis-server`` on a free 127.0.0.1 port, data in a given or temporary dir.
 
     ``appendonly=True`` turns on the AOF so a ``kill()`` + ``restart()`` keeps
@@ -168,22 +166,6 @@ class LocalRedis:
         self.stop()
         if self._owns_dir:
             shutil.rmtree(self.data_dir, ignore_errors=True)
-
-    def __enter__(self) -> Self:
-        try:
-            self.start()
-        except BaseException:
-            self.close()
-            raise
-        return self
-
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
-        self.close()
 
     def __repr__(self) -> str:
         where = self.url if self._port is not None else "not started"
