@@ -9,7 +9,7 @@ import asyncio
 import contextlib
 import signal
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import redis.asyncio as aioredis
 import structlog
@@ -22,7 +22,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from worker.clock import now_ms
 from worker.consumer import CommandLoop, DrainOnRevoke
 from worker.errors import LivenessError
-from worker.expiry import ExpirySweeper
+from worker.expiry import ExpirySweeper, buckets_of_partitions
 from worker.http import HttpServer, health_state, http_server
 from worker.keys import KeySpace
 from worker.metrics import Metrics
@@ -108,6 +108,7 @@ class Worker:
             tombstone_ttl_ms=s.tombstone_ttl_ms,
             clock=self._clock,
             metrics=self.metrics,
+            buckets=self._owned_buckets,
         )
         self._consumer.subscribe(
             [s.commands_topic], listener=DrainOnRevoke(self.loop.in_flight, self._on_rebalance)
@@ -118,6 +119,14 @@ class Worker:
             events_topic=s.events_topic,
             group_id=s.group_id,
         )
+
+    def _owned_buckets(self) -> Sequence[int]:
+        """The expiry buckets of the commands partitions this replica owns right now."""
+        if self._consumer is None:
+            return ()
+        owned = [tp.partition for tp in self._consumer.assignment()]
+        count = len(self._consumer.partitions_for_topic(self.settings.commands_topic) or ())
+        return buckets_of_partitions(owned, count) if owned else ()
 
     def _on_rebalance(self, change: str, partitions: int) -> None:
         self.assigned = partitions if change == "assigned" else 0

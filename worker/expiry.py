@@ -11,7 +11,7 @@ still in the index, with their last snapshot, when one starts.
 import asyncio
 import contextlib
 import time
-from collections.abc import Callable
+from collections.abc import Callable, Sequence
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -23,6 +23,21 @@ from worker.metrics import Metrics
 from worker.store import ExpiredSession, SessionStore
 
 log = structlog.get_logger("worker.expiry")
+
+ALL_BUCKETS = tuple(range(BUCKETS))
+
+
+def buckets_of_partitions(partitions: Sequence[int], partition_count: int) -> Sequence[int]:
+    """The expiry buckets a replica sweeps: those whose number modulo the commands topic's
+    partition count is a partition it owns. Kafka gives every partition one owner, so the
+    replicas split the buckets without overlap and, together, cover all of them (one replica
+    alone owns every partition, so it sweeps every bucket, also after an outage). During a
+    rebalance two sweepers may briefly share a bucket; claiming is atomic, so that costs only
+    a wasted look."""
+    if partition_count <= 0:
+        return ALL_BUCKETS
+    owned = set(partitions)
+    return tuple(b for b in ALL_BUCKETS if b % partition_count in owned)
 
 
 class ExpirySweeper:
@@ -38,6 +53,7 @@ class ExpirySweeper:
         tombstone_ttl_ms: int,
         clock: Callable[[], int],
         metrics: Metrics | None = None,
+        buckets: Callable[[], Sequence[int]] = lambda: ALL_BUCKETS,
     ) -> None:
         self._store = store
         self._producer = producer
@@ -48,7 +64,7 @@ class ExpirySweeper:
         self._tombstone_ttl_ms = tombstone_ttl_ms
         self._clock = clock
         self._metrics = metrics if metrics is not None else Metrics()
-        self._buckets = list(range(BUCKETS))
+        self._buckets = buckets
         self.announced = 0
         self.last_sweep = time.monotonic()
 
@@ -71,9 +87,10 @@ class ExpirySweeper:
     async def sweep(self) -> bool:
         """One pass over every bucket; True if a bucket had more due than one batch takes."""
         now = self._clock()
-        claimed = await self._store.claim_expired(
-            self._buckets, now, self._batch_max, self._lease_ms
-        )
+        buckets = self._buckets()
+        if not buckets:
+            return False
+        claimed = await self._store.claim_expired(buckets, now, self._batch_max, self._lease_ms)
         self.last_sweep = time.monotonic()
         if not claimed:
             return False
