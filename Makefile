@@ -17,6 +17,7 @@ system-deps:
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
+	command -v kcat >/dev/null || missing="$$missing kcat"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -37,6 +38,7 @@ dev: install
 
 test: install lint typecheck
 	$(BIN)/python -m contracts.schema check
+	$(BIN)/python -m contracts.asyncapi check
 	$(BIN)/python -m pytest
 
 test-fast: $(STAMP)
@@ -55,6 +57,7 @@ typecheck: $(STAMP)
 
 schemas: $(STAMP)
 	$(BIN)/python -m contracts.schema write
+	$(BIN)/python -m contracts.asyncapi write
 
 clean:
 	rm -rf $(VENV) .cache .pytest_cache .mypy_cache .ruff_cache
