@@ -11,13 +11,8 @@ import signal
 import time
 from collections.abc import Callable, Sequence
 
-import redis.asyncio as aioredis
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
-from redis.asyncio.retry import Retry
-from redis.backoff import ExponentialBackoff
-from redis.exceptions import ConnectionError as RedisConnectionError
-from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker.clock import now_ms
 from worker.consumer import CommandLoop, DrainOnRevoke
@@ -28,13 +23,12 @@ from worker.keys import KeySpace
 from worker.metrics import Metrics
 from worker.processor import BatchProcessor, Limits
 from worker.publisher import EventPublisher
+from worker.redis_client import RedisClient, connect_redis
 from worker.sampling import run_samplers
 from worker.settings import Settings
 from worker.store import SessionStore
 
 log = structlog.get_logger("worker")
-
-REDIS_TIMEOUT_S = 5.0  # longer than any healthy round trip; short enough to retry soon
 
 
 class Worker:
@@ -50,7 +44,7 @@ class Worker:
         self._clock = clock
         self._stop = asyncio.Event()
         self._stopped = False
-        self._redis: aioredis.Redis | None = None
+        self._redis: RedisClient | None = None
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self.loop: CommandLoop | None = None
@@ -66,16 +60,7 @@ class Worker:
         self._http = http_server(s, self.health, self.metrics)
         if self._http is not None:
             await self._http.start()
-        self._redis = aioredis.Redis.from_url(
-            s.redis_url,
-            decode_responses=False,
-            # A Redis that stops answering must fail the batch (to be retried), not hang it.
-            socket_timeout=REDIS_TIMEOUT_S,
-            socket_connect_timeout=REDIS_TIMEOUT_S,
-            # Reconnect once, quickly, after a restart; every script is safe to run again.
-            retry=Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2),
-            retry_on_error=[RedisConnectionError, RedisTimeoutError],
-        )
+        self._redis = connect_redis(s)  # one server, or a Redis Cluster (SW_REDIS_CLUSTER)
         store = SessionStore(self._redis, KeySpace(s.key_prefix), s.outbox_ttl_ms)
         self._producer = AIOKafkaProducer(**s.to_producer_params())
         await self._producer.start()

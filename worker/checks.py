@@ -9,9 +9,9 @@ import asyncio
 from collections.abc import Awaitable
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from aiokafka.admin import AIOKafkaAdminClient
 
+from worker.redis_client import connect_redis
 from worker.settings import Settings
 
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104 - recognised, not bound
@@ -94,7 +94,7 @@ async def _kafka(settings: Settings) -> str:
 
 
 async def _redis(settings: Settings) -> str:
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = connect_redis(settings)
     try:
         await client.ping()
     finally:

@@ -35,6 +35,11 @@ REDIS_PROBE_TIMEOUT_S = 2.0  # a healthy PING takes milliseconds; longer means R
 # one pipelined round trip): every 15 s, Prometheus' usual scrape interval.
 SAMPLE_INTERVAL_S = 15.0
 
+# Redis is one server unless SW_REDIS_CLUSTER says it is a Redis Cluster; REDIS_URL then names
+# any one node (the client reads the slot map from it). Off by default: the single-server
+# client is what a plain Redis (or a proxy in front of a cluster) needs.
+REDIS_CLUSTER = False
+
 KEY_PREFIX = "sw"  # every Redis key starts with it, so a shared Redis can host other apps
 # Session keys are spread over this many hash tags. Keys of one session and its bucket's expiry
 # index share a tag, so each step is one atomic script even on Redis Cluster. Changing it

@@ -103,7 +103,7 @@ class HealthState:
 
 async def probe_redis(
     health: HealthState,
-    client: "aioredis.Redis",
+    client: "aioredis.Redis | aioredis.RedisCluster",
     *,
     timeout_s: float = REDIS_PROBE_TIMEOUT_S,
     metrics: Metrics | None = None,

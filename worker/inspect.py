@@ -3,9 +3,8 @@
 import json
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
-
 from worker.keys import KeySpace
+from worker.redis_client import connect_redis
 from worker.settings import Settings
 
 
@@ -16,7 +15,7 @@ class SessionReport:
 
 
 async def describe_session(settings: Settings, session_id: str) -> SessionReport:
-    client = aioredis.Redis.from_url(settings.redis_url)
+    client = connect_redis(settings)
     try:
         keys = KeySpace(settings.key_prefix).session(session_id)
         pipe = client.pipeline(transaction=False)

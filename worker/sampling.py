@@ -11,7 +11,6 @@ import time
 from collections.abc import Callable
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 import structlog
 from aiokafka import AIOKafkaConsumer
 from aiokafka.errors import IllegalStateError
@@ -21,6 +20,7 @@ from worker.constants import BUCKETS, HEALTH_PROBE_INTERVAL_S
 from worker.http import HealthState, probe_redis
 from worker.keys import KeySpace
 from worker.metrics import Metrics
+from worker.redis_client import RedisClient
 
 log = structlog.get_logger("worker.sampling")
 
@@ -52,7 +52,7 @@ async def sample_lag(consumer: AIOKafkaConsumer, metrics: Metrics) -> dict[tuple
 
 
 async def sample_sessions(
-    client: "aioredis.Redis", key_prefix: str, metrics: Metrics, now: int
+    client: RedisClient, key_prefix: str, metrics: Metrics, now: int
 ) -> SessionCounts:
     """Counts over the bucket expiry indexes, in one pipelined round trip; sets the session
     gauges. The counts are global (every replica sees the same)."""
@@ -85,7 +85,7 @@ async def run_samplers(
     metrics: Metrics,
     health: HealthState,
     consumer: AIOKafkaConsumer,
-    redis: "aioredis.Redis",
+    redis: RedisClient,
     key_prefix: str,
     sample_interval_s: float,
     probe_interval_s: float = HEALTH_PROBE_INTERVAL_S,

@@ -20,6 +20,7 @@ from worker.errors import SettingsError
 class Settings:
     kafka_bootstrap_servers: str = "localhost:9092"
     redis_url: str = "redis://localhost:6379/0"
+    redis_cluster: bool = constants.REDIS_CLUSTER  # REDIS_URL is then any one node of a cluster
     commands_topic: str = constants.COMMANDS_TOPIC
     events_topic: str = constants.EVENTS_TOPIC
     dead_letter_topic: str = constants.DEAD_LETTER_TOPIC
@@ -56,7 +57,13 @@ class Settings:
             raw = source.get(ENV[f.name])
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.name, f.type, raw)
-        values.update({k: v for k, v in overrides.items() if v is not None})
+        kinds = {f.name: f.type for f in fields(cls)}
+        for name, value in overrides.items():
+            if value is None:
+                continue
+            # Flags arrive as text; a boolean flag is parsed like its environment variable.
+            is_text_bool = kinds.get(name) in (bool, "bool") and isinstance(value, str)
+            values[name] = _parse(name, bool, value) if is_text_bool else value
         return cls(**values)
 
     def replace(self, **changes: Any) -> "Settings":
@@ -101,7 +108,28 @@ _LOG_LEVELS = {"debug", "info", "warning", "error"}
 _LOG_FORMATS = {"auto", "json", "console"}
 
 
+_TRUE = {"true", "1", "yes"}
+_FALSE = {"false", "0", "no"}
+
+
+def parse_bool(raw: str) -> bool:
+    """`true/false`, `1/0`, `yes/no`, in any case; anything else is a ValueError."""
+    text = raw.strip().lower()
+    if text in _TRUE:
+        return True
+    if text in _FALSE:
+        return False
+    raise ValueError(f"{raw!r} is not a boolean")
+
+
 def _parse(name: str, kind: object, raw: str) -> Any:
+    if kind in (bool, "bool"):
+        try:
+            return parse_bool(raw)
+        except ValueError:
+            raise SettingsError(
+                f"{ENV[name]}={raw!r} is not a boolean (true/false, 1/0, yes/no)"
+            ) from None
     try:
         if kind in (int, "int"):
             return int(raw)
@@ -118,8 +146,16 @@ def _check(s: Settings) -> None:
 
     if not s.kafka_bootstrap_servers.strip():
         fail("kafka_bootstrap_servers", "must list at least one host:port")
-    if urlparse(s.redis_url).scheme not in {"redis", "rediss", "unix"}:
+    redis_url = urlparse(s.redis_url)
+    if redis_url.scheme not in {"redis", "rediss", "unix"}:
         fail("redis_url", "must be a redis://, rediss:// or unix:// URL")
+    if not isinstance(s.redis_cluster, bool):
+        fail("redis_cluster", "must be true or false")
+    if s.redis_cluster:
+        if redis_url.scheme == "unix" or not redis_url.hostname:
+            fail("redis_url", "with SW_REDIS_CLUSTER, must be redis://host:port of a cluster node")
+        if redis_url.path.strip("/") not in {"", "0"}:
+            fail("redis_url", "a Redis Cluster has only database 0")
     for name in ("commands_topic", "events_topic", "dead_letter_topic", "group_id", "key_prefix"):
         if not getattr(s, name):
             fail(name, "must not be empty")

@@ -7,23 +7,56 @@ the command's record offset; a replay of that record returns the same event inst
 twice. Outbox entries are removed after their offsets are committed.
 """
 
-from collections.abc import Awaitable, Callable, Iterable, Sequence
+import asyncio
+from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Literal, TypeVar
 
-import redis.asyncio as aioredis
-from redis.asyncio.client import Pipeline
-from redis.exceptions import NoScriptError, RedisError
+from redis.exceptions import (
+    AskError,
+    ClusterDownError,
+    MovedError,
+    NoScriptError,
+    RedisError,
+    SlotNotCoveredError,
+    TryAgainError,
+)
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker.errors import StoreUnavailableError
 from worker.keys import KeySpace, SessionKeys
+from worker.redis_client import RedisClient
 
 OpKind = Literal["put", "delete", "keep"]  # keep: record the answer, change no state
 T = TypeVar("T")
 SCRIPTS = ("read", "apply", "claim_expired", "finish_expired")
-# Queues a batch's commands on a pipeline, given the loaded scripts' hashes by name.
-_Builder = Callable[[Pipeline, dict[str, str]], object]
+Arg = bytes | str | int
+# A batch's runs that failed are sent again at most this often in the same round trip, after
+# RETRY_PAUSE_S, doubling, when a node was unreachable (a stale connection, a failover).
+RUN_ROUNDS = 4
+RETRY_PAUSE_S = 0.05
+# Replies that mean "not run, or not known to have run; try again soon" rather than a fault.
+_TRANSIENT = (
+    RedisConnectionError,
+    RedisTimeoutError,
+    ClusterDownError,
+    TryAgainError,
+    MovedError,
+    AskError,
+    SlotNotCoveredError,
+    OSError,
+)
+
+
+@dataclass(frozen=True, slots=True)
+class _Call:
+    """One script run: on a cluster it goes to the node of its keys (they share a hash tag)."""
+
+    script: str  # a name of SCRIPTS
+    keys: Sequence[str]
+    args: Sequence[Arg]
 
 
 def _load(name: str) -> str:
@@ -70,7 +103,7 @@ class Op:
     mark_field: str = ""
     meta_expire_at_ms: int = 0
 
-    def args(self) -> list[bytes | str | int]:
+    def args(self) -> list[Arg]:
         return [
             self.kind,
             self.outbox_field,
@@ -132,7 +165,7 @@ def outbox_field(partition: int, offset: int) -> str:
 
 
 class SessionStore:
-    def __init__(self, client: aioredis.Redis, keys: KeySpace, outbox_ttl_ms: int) -> None:
+    def __init__(self, client: RedisClient, keys: KeySpace, outbox_ttl_ms: int) -> None:
         self._redis = client
         self._keys = keys
         self._outbox_ttl_ms = outbox_ttl_ms
@@ -145,6 +178,7 @@ class SessionStore:
         return self._keys.session(session_id)
 
     async def _load_scripts(self) -> dict[str, str]:
+        # On a cluster, SCRIPT LOAD goes to every primary (redis-py's default for it).
         return {
             name: str(await self._redis.script_load(source))
             for name, source in self._sources.items()
@@ -161,16 +195,15 @@ class SessionStore:
         if not requests:
             return []
         replies = await self._run(
-            lambda pipe, sha: [
-                pipe.evalsha(
-                    sha["read"],
-                    3,
-                    k.live,
-                    k.meta,
-                    k.outbox,
-                    len(req.outbox_fields),
-                    *req.outbox_fields,
-                    *[mark_field(c) for c in req.command_ids],
+            [
+                _Call(
+                    "read",
+                    (k.live, k.meta, k.outbox),
+                    (
+                        len(req.outbox_fields),
+                        *req.outbox_fields,
+                        *[mark_field(c) for c in req.command_ids],
+                    ),
                 )
                 for req in requests
                 for k in (self._keys.session(req.session_id),)
@@ -183,17 +216,15 @@ class SessionStore:
         if not groups:
             return []
         replies = await self._run(
-            lambda pipe, sha: [
-                pipe.evalsha(
-                    sha["apply"],
-                    4,
-                    k.live,
-                    k.meta,
-                    k.outbox,
-                    k.index,
-                    self._outbox_ttl_ms,
-                    group.session_id,
-                    *[arg for op in group.ops for arg in op.args()],
+            [
+                _Call(
+                    "apply",
+                    (k.live, k.meta, k.outbox, k.index),
+                    (
+                        self._outbox_ttl_ms,
+                        group.session_id,
+                        *[arg for op in group.ops for arg in op.args()],
+                    ),
                 )
                 for group in groups
                 for k in (self._keys.session(group.session_id),)
@@ -206,15 +237,11 @@ class SessionStore:
     ) -> list[ExpiredSession]:
         """Sessions whose TTL ran out, claimed for `lease_ms`, all buckets in one round trip."""
         replies = await self._run(
-            lambda pipe, sha: [
-                pipe.evalsha(
-                    sha["claim_expired"],
-                    1,
-                    self._keys.bucket_index(b),
-                    now_ms,
-                    limit,
-                    lease_ms,
-                    self._keys.bucket_base(b),
+            [
+                _Call(
+                    "claim_expired",
+                    (self._keys.bucket_index(b),),
+                    (now_ms, limit, lease_ms, self._keys.bucket_base(b)),
                 )
                 for b in buckets
             ]
@@ -238,16 +265,11 @@ class SessionStore:
         if not announced:
             return 0
         replies = await self._run(
-            lambda pipe, sha: [
-                pipe.evalsha(
-                    sha["finish_expired"],
-                    3,
-                    k.live,
-                    k.meta,
-                    k.index,
-                    e.session_id,
-                    e.version,
-                    tombstone_until_ms,
+            [
+                _Call(
+                    "finish_expired",
+                    (k.live, k.meta, k.index),
+                    (e.session_id, e.version, tombstone_until_ms),
                 )
                 for e in announced
                 for k in (self._keys.session(e.session_id),)
@@ -262,42 +284,86 @@ class SessionStore:
     async def flush(self) -> None:
         """Removes committed outbox entries now (at stop, or when the loop is idle)."""
         if self._committed:
-            await self._run(lambda pipe, sha: [])
+            await self._run([])
 
-    async def _run(self, build: _Builder) -> list[object]:
-        """One pipeline: pending outbox clean-up first, then the batch's own commands."""
-        for attempt in (1, 2):
-            if self._shas is None:
-                self._shas = await self._guard(self._load_scripts())
-            cleanup = self._committed
+    async def _run(self, calls: Sequence[_Call]) -> list[object]:
+        """One pipeline: pending outbox clean-up first, then the batch's own script runs.
+
+        Each run's reply is kept as it comes; only runs that failed are sent again, in a
+        pipeline of their own (up to `RUN_ROUNDS` in all), so a run that succeeded never runs
+        twice. This matters on a cluster, where one node of several can fail a batch's runs:
+        - NOSCRIPT: the node lost its script cache (restart, failover). The run did nothing;
+          it is sent again as EVAL with the script's text, which also caches it there again.
+        - a connection error or timeout on one node (a restarted node's stale connection, a
+          failover in progress): sent again after a short pause, on a fresh connection and,
+          if it moved, to the new owner of the slot. Such a run may have happened already;
+          every script is guarded, so running it again is safe, as with any retry.
+        Any other error, or errors left after the last round, fail the batch (to be retried).
+        """
+        if self._shas is None:
+            self._shas = await self._guard(self._load_scripts())
+        shas = self._shas
+        cleanup = self._committed
+        by_session: dict[str, list[str]] = {}
+        for sid, field_name in cleanup:
+            by_session.setdefault(sid, []).append(field_name)
+        replies: list[object] = [None] * len(calls)
+        pending = list(range(len(calls)))
+        as_eval: set[int] = set()  # runs whose node answered NOSCRIPT
+        for round_no in range(RUN_ROUNDS):
             pipe = self._redis.pipeline(transaction=False)
-            by_session: dict[str, list[str]] = {}
-            for sid, field_name in cleanup:
-                by_session.setdefault(sid, []).append(field_name)
-            for sid, fields in by_session.items():
-                pipe.hdel(self._keys.session(sid).outbox, *fields)
-            build(pipe, self._shas)
-            try:
-                replies = await self._guard(pipe.execute(raise_on_error=True))
-            except NoScriptError:
-                # Redis lost its script cache (restart, failover): load and run the batch again.
-                # Safe because every step is guarded and replays return what was recorded.
-                if attempt == 2:
-                    raise
-                self._shas = None
-                continue
-            self._committed = self._committed[len(cleanup) :]
-            return list(replies[len(by_session) :])
+            if round_no == 0:
+                for sid, fields in by_session.items():
+                    pipe.hdel(self._keys.session(sid).outbox, *fields)
+            for i in pending:
+                call = calls[i]
+                # execute_command, not evalsha(): redis-py blocks that method on cluster
+                # pipelines, but routes EVAL/EVALSHA by their keys (all in one slot here).
+                script = self._sources[call.script] if i in as_eval else shas[call.script]
+                command = "EVAL" if i in as_eval else "EVALSHA"
+                pipe.execute_command(command, script, len(call.keys), *call.keys, *call.args)
+            results = list(await self._guard(pipe.execute(raise_on_error=False)))
+            if round_no == 0:
+                done = results[: len(by_session)]
+                results = results[len(by_session) :]
+                if not any(isinstance(r, Exception) for r in done):
+                    self._committed = self._committed[len(cleanup) :]
+                # else: kept, and removed with a later round trip (HDEL is idempotent)
+            failed: list[int] = []
+            transient = False
+            for i, reply in zip(pending, results, strict=True):
+                replies[i] = reply
+                if isinstance(reply, NoScriptError):
+                    as_eval.add(i)
+                    failed.append(i)
+                elif isinstance(reply, _TRANSIENT):
+                    failed.append(i)
+                    transient = True
+                elif isinstance(reply, Exception):
+                    _raise_errors([reply])
+            if not failed:
+                return replies
+            pending = failed
+            if transient:
+                await asyncio.sleep(RETRY_PAUSE_S * 2**round_no)
+        _raise_errors([replies[i] for i in pending])
         raise AssertionError("unreachable")
 
     @staticmethod
     async def _guard(awaitable: Awaitable[T]) -> T:
         try:
             return await awaitable
-        except NoScriptError:
-            raise
         except (RedisError, OSError) as exc:
             raise StoreUnavailableError(f"Redis: {exc}") from exc
+
+
+def _raise_errors(replies: Sequence[object]) -> None:
+    """Fails the batch (to be retried) on the first command that failed."""
+    for reply in replies:
+        if isinstance(reply, RedisError | OSError):
+            raise StoreUnavailableError(f"Redis: {reply}") from reply
+        if isinstance(reply, Exception):
+            raise reply
 
 
 def _int(value: object) -> int:

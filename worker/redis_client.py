@@ -1,0 +1,46 @@
+"""The one place the worker's Redis client is built: a single server or a Redis Cluster.
+
+`SW_REDIS_CLUSTER=true` makes `REDIS_URL` the address of any one node of a cluster (a seed:
+the client asks it for the slot map and connects to every primary itself); otherwise
+`REDIS_URL` is the one Redis server. The worker's keys are laid out for both: every
+multi-key step touches one hash tag (see `worker.keys`).
+"""
+
+from typing import Any, TypeAlias
+
+import redis.asyncio as aioredis
+from redis.asyncio.retry import Retry
+from redis.backoff import ExponentialBackoff
+from redis.exceptions import ConnectionError as RedisConnectionError
+from redis.exceptions import TimeoutError as RedisTimeoutError
+
+from worker.settings import Settings
+
+REDIS_TIMEOUT_S = 5.0  # longer than any healthy round trip; short enough to retry soon
+
+# What `connect_redis` returns: both speak the same commands and pipelines for our key layout.
+RedisClient: TypeAlias = aioredis.Redis | aioredis.RedisCluster
+
+
+def _retry() -> Retry:
+    # Reconnect once, quickly, after a restart; every script is safe to run again.
+    return Retry(ExponentialBackoff(cap=0.5, base=0.05), retries=2)
+
+
+def connect_redis(settings: Settings, *, timeout_s: float = REDIS_TIMEOUT_S) -> RedisClient:
+    """A client for `settings.redis_url`; a cluster client when `settings.redis_cluster`.
+
+    No connection is made here: the first command connects (a cluster client then reads the
+    slot map from the seed node).
+    """
+    common: dict[str, Any] = {
+        "decode_responses": False,
+        # A Redis that stops answering must fail the batch (to be retried), not hang it.
+        "socket_timeout": timeout_s,
+        "socket_connect_timeout": timeout_s,
+        "retry": _retry(),
+        "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+    }
+    if settings.redis_cluster:
+        return aioredis.RedisCluster.from_url(settings.redis_url, **common)
+    return aioredis.Redis.from_url(settings.redis_url, **common)
