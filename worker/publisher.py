@@ -46,6 +46,13 @@ class EventPublisher:
         Records of one partition are queued in order and the producer is idempotent, so events
         of one session arrive in the order of its commands.
         """
+        await (await self.enqueue(outcomes))
+
+    async def enqueue(self, outcomes: list[Outcome]) -> "asyncio.Future[list[object]]":
+        """Queues everything and returns one future for all the deliveries, without waiting
+        for them: the command loop can fetch and apply the next batch while Kafka acknowledges
+        this one (commit this batch only once the future is done). Batches queued one after
+        the other keep their order per partition, as within one batch."""
         deliveries = []
         for outcome in outcomes:
             for event in outcome.events:
@@ -61,4 +68,4 @@ class EventPublisher:
                         headers=dead_letter_headers(outcome, outcome.rejection),
                     )
                 )
-        await asyncio.gather(*deliveries)
+        return asyncio.gather(*deliveries)

@@ -4,17 +4,26 @@
 -- before (a replay after a crash): its original event is returned, nothing changes, and the
 -- run stops there too, since the operations after it were decided on a guess of its outcome.
 --
--- KEYS: live, meta, outbox, index.
--- ARGV[1]: outbox TTL (ms); ARGV[2]: session id (index member); then 12 per operation:
---   kind, outbox field, expected version, expected live (0/1), event,
---   snapshot, expires at (ms), new version, owner, status, mark field, meta expire-at (ms)
+-- KEYS: live, meta, outbox, index, archive (the last snapshot, compressed, for the expiry).
+-- ARGV[1]: outbox TTL (ms); ARGV[2]: session id (index member); then 4 per operation:
+--   the small fields joined by \x1f (kind, outbox field, expected version, expected live (0/1),
+--   expires at (ms), new version, owner, status, mark field, meta expire-at (ms)), the event,
+--   the snapshot, the archived (compressed) snapshot.
 -- Returns one entry per operation run: 1 applied, {2, event} replayed, {0, version, live} stale.
 -- kind: 'put' (create or update), 'delete', or 'keep'.
-local live, meta, outbox, index = KEYS[1], KEYS[2], KEYS[3], KEYS[4]
+local live, meta, outbox, index, archive = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
 local outbox_ttl, member = ARGV[1], ARGV[2]
+local function fields(head)
+  local out = {}
+  for part in (head .. '\31'):gmatch('([^\31]*)\31') do
+    out[#out + 1] = part
+  end
+  return out
+end
 local results = {}
-for i = 3, #ARGV, 12 do
-  local kind, field = ARGV[i], ARGV[i + 1]
+for i = 3, #ARGV, 4 do
+  local f = fields(ARGV[i])
+  local kind, field, event, snapshot = f[1], f[2], ARGV[i + 1], ARGV[i + 2]
   local prior = redis.call('HGET', outbox, field)
   if prior then
     results[#results + 1] = {2, prior}
@@ -22,26 +31,27 @@ for i = 3, #ARGV, 12 do
   else
     local version = tonumber(redis.call('HGET', meta, 'v') or '0')
     local has_live = redis.call('EXISTS', live)
-    if version ~= tonumber(ARGV[i + 2]) or has_live ~= tonumber(ARGV[i + 3]) then
+    if version ~= tonumber(f[3]) or has_live ~= tonumber(f[4]) then
       results[#results + 1] = {0, version, has_live}
       return results
     end
-    local snapshot, expires_ms, new_version = ARGV[i + 5], ARGV[i + 6], ARGV[i + 7]
+    local expires_ms, new_version = f[5], f[6]
     if kind == 'put' then
       redis.call('SET', live, snapshot, 'PXAT', expires_ms)
-      redis.call('HSET', meta, 'v', new_version, 'o', ARGV[i + 8], 'st', ARGV[i + 9],
-        'x', expires_ms, 'a', snapshot, ARGV[i + 10], '1')
-      redis.call('PEXPIREAT', meta, ARGV[i + 11])
+      redis.call('HSET', meta, 'v', new_version, 'o', f[7], 'st', f[8], 'x', expires_ms, f[9], '1')
+      redis.call('HDEL', meta, 'a')  -- an older worker's plain copy
+      redis.call('PEXPIREAT', meta, f[10])
+      redis.call('SET', archive, ARGV[i + 3], 'PXAT', f[10])
       redis.call('ZADD', index, expires_ms, member)
     elseif kind == 'delete' then
-      redis.call('DEL', live)
+      redis.call('DEL', live, archive)
       redis.call('HDEL', meta, 'a', 'x')
-      redis.call('HSET', meta, 'v', new_version, 'st', 'deleted', ARGV[i + 10], '1')
-      redis.call('PEXPIREAT', meta, ARGV[i + 11])
+      redis.call('HSET', meta, 'v', new_version, 'st', 'deleted', f[9], '1')
+      redis.call('PEXPIREAT', meta, f[10])
       redis.call('ZREM', index, member)
     end
     -- kind 'keep' changes no state (a rejection, a no-op): only its answer is kept, for replays.
-    redis.call('HSET', outbox, field, ARGV[i + 4])
+    redis.call('HSET', outbox, field, event)
     redis.call('PEXPIRE', outbox, outbox_ttl)
     results[#results + 1] = 1
   end

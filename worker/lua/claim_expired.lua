@@ -4,7 +4,8 @@
 -- sweeper claims it again then (and sends the identical event). Entries of deleted, announced
 -- or forgotten sessions are dropped; a session still alive (its TTL was extended, or Redis'
 -- clock is behind ours) is re-scored to its real expiry.
--- Returns {{session id, version, owner, expires_ms, last snapshot}, ...}.
+-- Returns {{session id, version, owner, expires_ms, last snapshot}, ...}: the snapshot as
+-- archived (`a:<id>`, compressed) or, from an older worker, the meta hash's plain `a` field.
 local index, now, lease, base = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[3]), ARGV[4]
 local due = redis.call('ZRANGE', index, '-inf', now, 'BYSCORE', 'LIMIT', 0, ARGV[2])
 local claimed = {}
@@ -15,9 +16,10 @@ for _, sid in ipairs(due) do
     redis.call('ZADD', index, now + ttl, sid)
   else
     local m = redis.call('HMGET', base .. 'm:' .. sid, 'v', 'st', 'o', 'x', 'a')
-    if (m[2] == 'active' or m[2] == 'completed') and m[5] then
+    local last = redis.call('GET', base .. 'a:' .. sid) or m[5]
+    if (m[2] == 'active' or m[2] == 'completed') and last then
       redis.call('ZADD', index, now + lease, sid)
-      claimed[#claimed + 1] = {sid, m[1], m[3], m[4], m[5]}
+      claimed[#claimed + 1] = {sid, m[1], m[3], m[4], last}
     else
       redis.call('ZREM', index, sid)
     end

@@ -1,5 +1,5 @@
 -- Reads what decisions about one session need, in one atomic step.
--- KEYS: live, meta, outbox. ARGV: n, then n outbox fields (records of this batch), then n
+-- KEYS: live, meta, outbox, archive. ARGV: n, then n outbox fields (records of this batch), then n
 -- commandId mark fields.
 -- Returns: {live snapshot|false, version, owner|false, expires_ms|false, status|false,
 --           expired snapshot|false, {marks}, {outbox events}}
@@ -15,7 +15,7 @@ local live = redis.call('GET', KEYS[1])
 local meta = redis.call('HMGET', KEYS[2], 'v', 'o', 'x', 'st')
 local expired = false
 if not live and (meta[4] == 'active' or meta[4] == 'completed') then
-  expired = redis.call('HGET', KEYS[2], 'a')
+  expired = redis.call('GET', KEYS[4]) or redis.call('HGET', KEYS[2], 'a')
 end
 local marks = redis.call('HMGET', KEYS[2], unpack(mark_fields))
 local replays = redis.call('HMGET', KEYS[3], unpack(outbox_fields))
