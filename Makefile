@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps kafka dev test test-fast lint format typecheck schemas clean
+.PHONY: install system-deps kafka dev test test-fast bench lint format typecheck schemas clean
 
 install: system-deps $(STAMP) kafka
 
@@ -40,6 +40,11 @@ test: install lint typecheck
 	$(BIN)/python -m contracts.schema check
 	$(BIN)/python -m contracts.asyncapi check
 	$(BIN)/python -m pytest
+
+# Ceiling, floor and the worker on the same broker and Redis; writes bench/results/<date>.md.
+# BENCH_ARGS=--quick for a ~2 minute run.
+bench: install
+	$(BIN)/python -m worker.bench $(BENCH_ARGS)
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not chaos"

@@ -76,6 +76,9 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keeps Vapi sessions in Redis and emits their lifecycle events to Kafka.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
+    sub.add_parser(
+        "bench", help="benchmark against a ceiling and a floor (`bench --help` for its flags)"
+    )
 
     def command(name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=summary, description=description or summary)
@@ -194,6 +197,13 @@ def _add_dlq_list_flags(parser: argparse.ArgumentParser) -> None:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
+    if argv is None:
+        argv = sys.argv[1:]
+    if argv and argv[0] == "bench":
+        # The benchmark has its own flags (sizes, --quick, --profile): passed through as they are.
+        from worker.bench import main as bench
+
+        return bench(list(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
         settings = _settings(args) if args.command != "dev" else Settings.from_env()

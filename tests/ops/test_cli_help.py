@@ -2,7 +2,7 @@
 
 import pytest
 
-from worker.cli import build_parser
+from worker.cli import build_parser, main
 
 COMMANDS = ["run", "dev", "topics", "publish", "tail", "get", "dlq", "check"]
 
@@ -15,7 +15,13 @@ def test_every_command_has_help(argv: list[str], capsys: pytest.CaptureFixture[s
     assert f"usage: session-worker {' '.join(argv[:-1])}" in capsys.readouterr().out
 
 
-def test_there_is_no_bench_stub(capsys: pytest.CaptureFixture[str]) -> None:
+def test_bench_passes_its_own_flags_through(capsys: pytest.CaptureFixture[str]) -> None:
     with pytest.raises(SystemExit):
         build_parser().parse_args(["--help"])
-    assert "bench" not in capsys.readouterr().out
+    assert "bench" in capsys.readouterr().out
+    with pytest.raises(SystemExit) as exit_info:
+        main(["bench", "--help"])
+    assert exit_info.value.code == 0
+    assert "--quick" in capsys.readouterr().out
+
+

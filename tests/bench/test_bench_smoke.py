@@ -1,0 +1,57 @@
+"""`python -m worker.bench` end to end at a tiny size, on the test session's Kafka and Redis.
+
+Only that it runs and writes every row: timings on a shared 2-core machine prove nothing here.
+"""
+
+import importlib.util
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+from tests.support import Services
+from worker.bench.report import TARGET_ROWS
+
+TINY = [
+    "--commands", "400",
+    "--throughput-commands", "300",
+    "--latency-s", "2",
+    "--floor-s", "1",
+    "--soak-s", "2",
+    "--expiring", "200",
+    "--memory-sessions", "200",
+    "--reference-sessions", "100",
+    "--layout-sessions", "200",
+    "--partitions", "3",
+]  # fmt: skip
+
+
+@pytest.mark.slow
+def test_a_tiny_run_writes_every_row(services: Services, tmp_path: Path) -> None:
+    env = {
+        **os.environ,
+        "KAFKA_BOOTSTRAP_SERVERS": services.bootstrap_servers,
+        "REDIS_URL": services.redis_url,
+    }
+    done = subprocess.run(
+        [sys.executable, "-m", "worker.bench", *TINY, "--out", str(tmp_path)],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=100,
+        check=False,
+    )
+    assert done.returncode == 0, done.stderr[-3000:]
+    (md,) = tmp_path.glob("*.md")
+    text = md.read_text(encoding="utf-8")
+    table = text.split("## Targets", 1)[1].split("\n## ", 1)[0]
+    for row in TARGET_ROWS:
+        line = next((x for x in table.splitlines() if x.startswith(f"| {row} |")), None)
+        assert line is not None, f"row {row!r} missing"
+        assert "met" in line or "not measured" in line
+    for section in ("## Throughput", "## End-to-end latency", "## Redis memory", "## Expiry"):
+        assert section in text
+    if importlib.util.find_spec("matplotlib") is not None:
+        assert (tmp_path / md.name.replace(".md", ".png")).stat().st_size > 0

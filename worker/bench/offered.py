@@ -1,0 +1,138 @@
+"""Offered load: commands at a fixed rate, and the end-to-end latency of each one.
+
+Latency is from the moment a command is handed to the producer to the moment its event is read
+back from the events topic by this process (both clocks are this process' monotonic clock). So
+it includes the producer, the broker twice, the worker and the reading consumer: what a caller
+waiting for the event would see.
+"""
+
+import asyncio
+import time
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from typing import Any
+
+from aiokafka import AIOKafkaProducer
+
+from worker.bench.commands import CommandStream
+from worker.bench.kafkaio import EventCollector
+
+TICK_S = 0.005
+
+
+@dataclass
+class Window:
+    t: float  # seconds since the load started (end of the window)
+    events_per_s: float
+    p50_ms: float
+    p99_ms: float
+
+
+@dataclass
+class LoadResult:
+    offered_per_s: float
+    seconds: float
+    sent: int
+    answered: int
+    missing: int  # commands whose event did not arrive within the drain time
+    rejected: int
+    latencies_ms: list[float]
+    windows: list[Window] = field(default_factory=list)
+
+    def percentile(self, q: float) -> float:
+        return percentile(self.latencies_ms, q)
+
+
+def percentile(values: list[float], q: float) -> float:
+    """Nearest-rank percentile; NaN for no values."""
+    if not values:
+        return float("nan")
+    ordered = sorted(values)
+    rank = max(0, min(len(ordered) - 1, round(q / 100 * len(ordered) + 0.5) - 1))
+    return ordered[rank]
+
+
+async def offer(
+    bootstrap: str,
+    commands_topic: str,
+    events_topic: str,
+    stream: CommandStream,
+    *,
+    rate_per_s: float,
+    seconds: float,
+    window_s: float = 5.0,
+    drain_s: float = 30.0,
+    warmup_s: float = 0.0,
+    on_tick: Callable[[int], None] = lambda n: None,
+) -> LoadResult:
+    """Sends `rate_per_s` commands a second for `seconds`, then waits up to `drain_s` for the
+    events of all of them. Latencies of commands sent in the first `warmup_s` are not kept."""
+    sent_at: dict[str, float] = {}
+    arrivals: list[tuple[float, float]] = []  # (arrival, latency ms)
+    t0 = time.monotonic()
+    keep_from = t0 + warmup_s
+
+    def answered(command_id: str, at: float) -> None:
+        started = sent_at.pop(command_id, None)
+        if started is not None and started >= keep_from:
+            arrivals.append((at, (at - started) * 1000))
+
+    collector = EventCollector(bootstrap, events_topic, keep_arrivals=False, on_command=answered)
+    producer = AIOKafkaProducer(
+        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0
+    )
+    await collector.start()
+    await producer.start()
+    sent = 0
+    answered_before = collector.seen.total
+    try:
+        pending: list[asyncio.Future[Any]] = []
+        t0 = time.monotonic()
+        keep_from = t0 + warmup_s
+        end = t0 + seconds
+        while (now := time.monotonic()) < end:
+            due = int(rate_per_s * (now - t0)) - sent
+            for _ in range(max(0, due)):
+                command = stream.next()
+                sent_at[command.command_id] = time.monotonic()
+                pending.append(await producer.send(commands_topic, command.value, key=command.key))
+                sent += 1
+            if due > 0:
+                on_tick(due)
+            if len(pending) > 2000:
+                await asyncio.gather(*[f for f in pending if f.done()])
+                pending = [f for f in pending if not f.done()]
+            await asyncio.sleep(TICK_S)
+        await asyncio.gather(*pending)
+        elapsed = time.monotonic() - t0
+        await collector.wait(lambda seen: not sent_at, drain_s)
+    finally:
+        await producer.stop()
+        await collector.stop()
+    by_type = collector.seen.by_type
+    result = LoadResult(
+        offered_per_s=rate_per_s,
+        seconds=elapsed,
+        sent=sent,
+        answered=collector.seen.total - answered_before,
+        missing=len(sent_at),
+        rejected=by_type.get("command.rejected", 0),
+        latencies_ms=[lat for _, lat in arrivals],
+    )
+    result.windows = _windows(arrivals, t0, window_s)
+    return result
+
+
+def _windows(arrivals: list[tuple[float, float]], t0: float, window_s: float) -> list[Window]:
+    buckets: dict[int, list[float]] = {}
+    for at, latency in arrivals:
+        buckets.setdefault(int((at - t0) // window_s), []).append(latency)
+    return [
+        Window(
+            t=(k + 1) * window_s,
+            events_per_s=len(v) / window_s,
+            p50_ms=percentile(v, 50),
+            p99_ms=percentile(v, 99),
+        )
+        for k, v in sorted(buckets.items())
+    ]
