@@ -23,5 +23,3 @@ def test_bench_passes_its_own_flags_through(capsys: pytest.CaptureFixture[str]) 
         main(["bench", "--help"])
     assert exit_info.value.code == 0
     assert "--quick" in capsys.readouterr().out
-
-
