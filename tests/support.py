@@ -19,6 +19,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from worker.app import Worker
 from worker.devenv.services import Services, open_services
 from worker.settings import ENV, Settings
+from worker.snapshot_codec import unpack_snapshot
 from worker.topics import ensure_topics, partitions_of
 
 __all__ = [
@@ -246,3 +247,9 @@ class WorkerProcess:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.kill()
             self._proc.wait(timeout=10)
+
+
+def stored_session(raw: bytes | str | None) -> Any:
+    """The session JSON of a live record (or its archived copy) as read from Redis."""
+    assert isinstance(raw, bytes), f"no stored snapshot: {raw!r}"
+    return json.loads(unpack_snapshot(raw))

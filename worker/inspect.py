@@ -6,6 +6,7 @@ from dataclasses import dataclass
 from worker.keys import KeySpace
 from worker.redis_client import connect_redis
 from worker.settings import Settings
+from worker.snapshot_codec import unpack_snapshot
 
 
 @dataclass(frozen=True, slots=True)
@@ -32,7 +33,7 @@ async def describe_session(settings: Settings, session_id: str) -> SessionReport
         why = f" ({state}, version {int(version)})" if state else ""
         return SessionReport(False, f"session {session_id!r} not found{why}")
     # The stored snapshot never holds secrets: they are redacted before it is built.
-    pretty = json.dumps(json.loads(snapshot), indent=2, ensure_ascii=False)
+    pretty = json.dumps(json.loads(unpack_snapshot(snapshot)), indent=2, ensure_ascii=False)
     return SessionReport(
         True,
         f"{pretty}\nversion {int(version or 0)}, expires in {ttl_ms / 1000:.1f} s",

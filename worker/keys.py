@@ -17,8 +17,9 @@ def bucket_of(session_id: str) -> int:
 
 @dataclass(frozen=True, slots=True)
 class SessionKeys:
-    live: str  # STRING: the snapshot, TTL = expirationSeconds (the contract's live record)
-    meta: str  # HASH: version, owner, status, expiry, last snapshot, commandId marks
+    live: str  # STRING: the snapshot (compressed, see snapshot_codec), TTL = expirationSeconds
+    meta: str  # HASH: version, owner, status, expiry, commandId marks
+    archive: str  # STRING: the same bytes as live, kept past it until the expiry is announced
     outbox: str  # HASH: offset -> event bytes, until the offset is committed
     index: str  # ZSET: the bucket's expiry index, session id scored by expiresAt (ms)
 
@@ -39,6 +40,7 @@ class KeySpace:
         return SessionKeys(
             live=f"{base}s:{session_id}",
             meta=f"{base}m:{session_id}",
+            archive=f"{base}a:{session_id}",
             outbox=f"{base}o:{session_id}",
             index=f"{base}x",
         )

@@ -8,7 +8,6 @@ twice. Outbox entries are removed after their offsets are committed.
 """
 
 import asyncio
-import zlib
 from collections.abc import Awaitable, Iterable, Sequence
 from dataclasses import dataclass, field
 from importlib.resources import files
@@ -27,8 +26,9 @@ from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker.errors import StoreUnavailableError
-from worker.keys import KeySpace, SessionKeys, bucket_of
+from worker.keys import KeySpace, SessionKeys
 from worker.redis_client import RedisClient
+from worker.snapshot_codec import pack_snapshot, unpack_snapshot
 
 OpKind = Literal["put", "delete", "keep"]  # keep: record the answer, change no state
 T = TypeVar("T")
@@ -104,33 +104,18 @@ class Op:
     mark_field: str = ""
     meta_expire_at_ms: int = 0
 
-    def packed(self) -> tuple[str, bytes, bytes, bytes]:
+    def packed(self) -> tuple[str, bytes, bytes]:
         """The script's three arguments for this operation: the small fields in one string
-        (ids are printable ASCII without \\x1f), the event, the snapshot. redis-py encodes
-        every argument on its own in Python: 3 per operation instead of 12."""
+        (ids are printable ASCII without \\x1f), the event, the stored (compressed) snapshot.
+        redis-py encodes every argument on its own in Python: 3 per operation instead of 12.
+        The snapshot is compressed once, for the live record and its archived copy alike."""
         head = (
             f"{self.kind}\x1f{self.outbox_field}\x1f{self.expected_version}\x1f"
             f"{int(self.expected_live)}\x1f{self.expires_ms}\x1f{self.new_version}\x1f"
             f"{self.org_id}\x1f{self.status}\x1f{self.mark_field}\x1f{self.meta_expire_at_ms}"
         )
-        archive = archived(self.snapshot) if self.kind == "put" else b""
-        return head, self.event, self.snapshot, archive
-
-    def args(self) -> list[Arg]:
-        return [
-            self.kind,
-            self.outbox_field,
-            self.expected_version,
-            int(self.expected_live),
-            self.event,
-            self.snapshot,
-            self.expires_ms,
-            self.new_version,
-            self.org_id,
-            self.status,
-            self.mark_field,
-            self.meta_expire_at_ms,
-        ]
+        stored = pack_snapshot(self.snapshot) if self.kind == "put" else b""
+        return head, self.event, stored
 
 
 @dataclass(frozen=True, slots=True)
@@ -169,30 +154,6 @@ class SessionOps:
     ops: list[Op] = field(default_factory=list)
 
 
-# The last snapshot kept for the expiry announcement (until announced, up to 7 days past
-# expiresAt) lives in its own STRING `<base>a:<id>`, deflated with a preset dictionary of the
-# snapshot structure, behind a format byte. It is read only when a session expired unannounced,
-# so it costs the compression on every put (~25 µs for 1.3 KB) and saves ~1 KB per session; the
-# meta HASH, left with small fields, stays listpack-encoded. A value without the format byte is a
-# plain snapshot (an older worker's copy in the meta HASH): read as is.
-ARCHIVE_FORMAT = b"\x01"
-_ARCHIVE_DICTIONARY = (files("worker") / "archive_dictionary.json").read_bytes()
-_deflate = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, _ARCHIVE_DICTIONARY)
-_inflate = zlib.decompressobj(-15, _ARCHIVE_DICTIONARY)
-
-
-def archived(snapshot: bytes) -> bytes:
-    deflate = _deflate.copy()  # primed with the dictionary once; a copy is cheap
-    return ARCHIVE_FORMAT + deflate.compress(snapshot) + deflate.flush()
-
-
-def unarchived(value: bytes) -> bytes:
-    if value[:1] != ARCHIVE_FORMAT:
-        return value
-    inflate = _inflate.copy()
-    return inflate.decompress(value[1:]) + inflate.flush()
-
-
 def mark_field(command_id: str) -> str:
     return f"c:{command_id}"
 
@@ -213,9 +174,6 @@ class SessionStore:
 
     def keys_of(self, session_id: str) -> SessionKeys:
         return self._keys.session(session_id)
-
-    def _archive_key(self, session_id: str) -> str:
-        return f"{self._keys.bucket_base(bucket_of(session_id))}a:{session_id}"
 
     async def _load_scripts(self) -> dict[str, str]:
         # On a cluster, SCRIPT LOAD goes to every primary (redis-py's default for it).
@@ -238,7 +196,7 @@ class SessionStore:
             [
                 _Call(
                     "read",
-                    (k.live, k.meta, k.outbox, self._archive_key(req.session_id)),
+                    (k.live, k.meta, k.outbox, k.archive),
                     (
                         len(req.outbox_fields),
                         *req.outbox_fields,
@@ -259,7 +217,7 @@ class SessionStore:
             [
                 _Call(
                     "apply",
-                    (k.live, k.meta, k.outbox, k.index, self._archive_key(group.session_id)),
+                    (k.live, k.meta, k.outbox, k.index, k.archive),
                     (
                         self._outbox_ttl_ms,
                         group.session_id,
@@ -292,7 +250,7 @@ class SessionStore:
                 version=_int(version),
                 org_id=_text(org) or "",
                 expires_ms=_int(expires),
-                snapshot=unarchived(bytes(snapshot)),  # type: ignore[call-overload]
+                snapshot=unpack_snapshot(bytes(snapshot)),  # type: ignore[call-overload]
             )
             for reply in replies
             for sid, version, org, expires, snapshot in map(_items, _items(reply))
@@ -308,7 +266,7 @@ class SessionStore:
             [
                 _Call(
                     "finish_expired",
-                    (k.live, k.meta, k.index, self._archive_key(e.session_id)),
+                    (k.live, k.meta, k.index, k.archive),
                     (e.session_id, e.version, tombstone_until_ms),
                 )
                 for e in announced
@@ -426,11 +384,11 @@ def _state(reply: object, request: ReadRequest) -> StoredState:
     live, version, org, expires, status, expired, marks, replays = _items(reply)
     return StoredState(
         version=_int(version),
-        snapshot=live if isinstance(live, bytes) else None,
+        snapshot=unpack_snapshot(live) if isinstance(live, bytes) else None,
         org_id=_text(org),
         expires_ms=int(expires) if isinstance(expires, bytes) else None,
         status=_text(status),
-        expired_snapshot=unarchived(expired) if isinstance(expired, bytes) else None,
+        expired_snapshot=unpack_snapshot(expired) if isinstance(expired, bytes) else None,
         applied=frozenset(
             c for c, m in zip(request.command_ids, _items(marks), strict=True) if m is not None
         ),

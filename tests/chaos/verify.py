@@ -12,7 +12,7 @@ from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.consumer import AIOKafkaConsumer
 
 from tests.chaos.load import Ledger
-from tests.support import Record
+from tests.support import Record, stored_session
 from worker.keys import KeySpace
 
 TERMINAL = {"session.deleted", "session.expired"}
@@ -128,6 +128,6 @@ async def verify(
         if last is None or last["type"] in TERMINAL:
             if stored is not None:
                 report.violations.append(f"{sid}: live in Redis after {last and last['type']}")
-        elif stored is None or json.loads(stored) != last["session"]:
+        elif stored is None or stored_session(stored) != last["session"]:
             report.violations.append(f"{sid}: Redis differs from the last applied command")
     return report

@@ -1,7 +1,6 @@
 """Create, update, delete, tenants, repeats and replays with Redis Cluster as the store: the same
 contract as tests/worker, with each session's keys on the primary that owns its bucket."""
 
-import json
 from typing import Any
 
 import pytest
@@ -10,7 +9,7 @@ from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from redis.crc import key_slot
 
 from tests.factories import create_command, delete_command, update_command
-from tests.support import WorkerHarness
+from tests.support import WorkerHarness, stored_session
 from worker.clock import now_ms
 from worker.inspect import describe_session
 from worker.keys import KeySpace
@@ -59,13 +58,13 @@ async def test_create_update_delete(
 
     (created,) = await _run(harness, create)
     assert created["type"] == "session.created"
-    assert json.loads(await redis_client.get(keys.live) or b"") == created["session"]
+    assert stored_session(await redis_client.get(keys.live)) == created["session"]
     assert abs(await redis_client.pttl(keys.live) - 600_000) < 2000
 
     (updated,) = await _run(harness, update_command(sid, name="Renamed", expirationSeconds=7200.25))
     assert (updated["type"], updated["version"]) == ("session.updated", 2)
     assert updated["session"]["name"] == "Renamed"
-    assert json.loads(await redis_client.get(keys.live) or b"") == updated["session"]
+    assert stored_session(await redis_client.get(keys.live)) == updated["session"]
     assert abs(await redis_client.pttl(keys.live) - 7_200_250) < 2000  # the clock restarted
 
     events = await _run(

@@ -10,7 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.factories import create_command
-from tests.support import Record, WorkerHarness
+from tests.support import Record, WorkerHarness, stored_session
 from worker.keys import KeySpace
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -123,7 +123,7 @@ async def test_an_existing_session_id_is_a_conflict(
         dead, *_record(again), "conflict", "$.sessionId", harness.settings.commands_topic
     )
     live = KeySpace(harness.settings.key_prefix).session(first["sessionId"]).live
-    stored = json.loads(await redis_client.get(live) or b"{}")
+    stored = stored_session(await redis_client.get(live))
     assert stored["name"] == "Support chat"  # the conflict changed nothing
 
 

@@ -14,7 +14,7 @@ from tests.factories import (
     create_command,
     new_id,
 )
-from tests.support import WorkerHarness
+from tests.support import WorkerHarness, stored_session
 from worker.keys import KeySpace
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -56,7 +56,7 @@ async def test_create_is_stored_with_its_ttl_and_announced(
     live_key = KeySpace(harness.settings.key_prefix).session(command["sessionId"]).live
     stored = await redis_client.get(live_key)
     assert stored is not None
-    assert json.loads(stored) == session
+    assert stored_session(stored) == session
     ttl_ms = await redis_client.pttl(live_key)
     assert abs(ttl_ms - 120_500) < 1000
     expires_at_ms = event.timestamp + 120_500

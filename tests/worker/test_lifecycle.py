@@ -7,7 +7,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.factories import create_command, delete_command, update_command
-from tests.support import WorkerHarness
+from tests.support import WorkerHarness, stored_session
 from worker.keys import KeySpace
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
@@ -26,8 +26,7 @@ async def _run(harness: WorkerHarness, *commands: dict[str, Any]) -> list[dict[s
 
 
 def _stored(raw: bytes | str | None) -> dict[str, Any]:
-    assert raw is not None
-    parsed: dict[str, Any] = json.loads(raw)
+    parsed: dict[str, Any] = stored_session(raw)
     return parsed
 
 
@@ -212,3 +211,27 @@ async def test_every_key_the_worker_leaves_expires(
             continue
         assert await redis_client.pttl(key) > 0, key
     assert not [k for k in keys if b":o:" in k]  # no outbox entry outlives its commit
+
+
+async def test_a_live_record_written_by_a_0_1_worker_as_plain_json_is_updated(
+    harness: WorkerHarness, redis_client: aioredis.Redis
+) -> None:
+    create = create_command(expirationSeconds=600)
+    (created,) = await _run(harness, create)
+    sid = create["sessionId"]
+    live = KeySpace(harness.settings.key_prefix).session(sid).live
+    stored = await redis_client.get(live)
+    assert stored is not None
+    assert stored[:1] == b"\x02"  # this worker stores it compressed
+    # As 0.1 left it: the snapshot as plain JSON, same TTL.
+    await redis_client.set(live, json.dumps(created["session"]).encode(), keepttl=True)
+
+    (updated,) = await _run(harness, update_command(sid, name="Renamed"))
+
+    assert updated["type"] == "session.updated"
+    assert {
+        **created["session"],
+        "name": "Renamed",
+        "updatedAt": updated["session"]["updatedAt"],
+    } == updated["session"]
+    assert _stored(await redis_client.get(live)) == updated["session"]

@@ -17,6 +17,7 @@ from typing import Any
 
 import msgspec
 import redis.asyncio as aioredis
+import zstandard
 from redis.typing import EncodableT, FieldT
 
 from contracts.commands import CreateSession
@@ -30,6 +31,7 @@ from worker.eventing import encode_snapshot
 from worker.keys import bucket_of
 from worker.settings import Settings
 from worker.snapshot import new_session
+from worker.snapshot_codec import ZSTD_LEVEL, pack_snapshot
 
 
 async def used_memory(client: aioredis.Redis) -> int:
@@ -208,22 +210,27 @@ async def layouts(
 
         return write
 
+    def zstd_plain(snapshot: bytes) -> bytes:
+        return no_dictionary.compress(snapshot)
+
+    no_dictionary = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_dict_id=False)
     candidates: list[tuple[str, str, Writer, Callable[[bytes], bytes] | None, bool]] = [
-        ("current", "live STRING + snapshot copy `a` in the meta HASH + ZSET entry",
+        ("current", "live STRING and its copy `a:<id>`: the same zstd bytes (preset "
+         "dictionary), compressed once; small meta HASH; ZSET entry",
+         writer(pack_snapshot, own_key=True, live_value=pack_snapshot), pack_snapshot, False),
+        ("0.1", "plain live STRING + plain copy `a` in the meta HASH + ZSET entry",
          writer(plain, own_key=False), plain, False),
-        ("zlib-in-meta", "as now, the copy `a` zlib-compressed (level 6)",
-         writer(deflate, own_key=False), deflate, False),
-        ("zlib-own-key", "copy in its own STRING `a:<id>` (zlib, TTL = meta's); small meta HASH",
-         writer(deflate, own_key=True), deflate, False),
-        ("zlib-dict-own-key", "as zlib-own-key, with a preset dictionary of the snapshot structure",
-         writer(with_dict, own_key=True), with_dict, False),
-        ("listpack-config", "current layout, Redis `hash-max-listpack-value 4096` (config only)",
+        ("0.1 + listpack-config", "as 0.1, Redis `hash-max-listpack-value 4096` (config only)",
          writer(plain, own_key=False), plain, True),
-        ("zlib-dict-live-too", "as zlib-dict-own-key, and the live STRING compressed too "
-         "(changes what readers of the live record get)",
+        ("zlib-dict-own-key", "plain live STRING; copy in its own STRING, raw deflate with the "
+         "preset dictionary (the layout before this one)",
+         writer(with_dict, own_key=True), with_dict, False),
+        ("zstd-no-dictionary", "as current, zstd without the preset dictionary",
+         writer(zstd_plain, own_key=True, live_value=zstd_plain), zstd_plain, False),
+        ("zlib-dict-live-too", "as current, raw deflate (level 6) with the preset dictionary",
          writer(with_dict, own_key=True, live_value=with_dict), with_dict, False),
-        ("no-copy", "lower bound: live STRING + small meta + ZSET, no archived copy",
-         writer(None, own_key=False), None, False),
+        ("no-copy", "lower bound: compressed live STRING + small meta + ZSET, no archived copy",
+         writer(None, own_key=False, live_value=pack_snapshot), None, False),
     ]  # fmt: skip
     results = []
     for i, (name, description, write, archive, listpack) in enumerate(candidates):
@@ -249,7 +256,7 @@ async def layouts(
         archived = [archive(s) for _, _, s in data[:2000]] if archive is not None else []
         cost = (time.perf_counter() - started) / max(1, len(archived)) * 1e6
         if archive is plain or archive is None:
-            cost = 0.0
+            cost = 0.0  # nothing to build
         results.append(
             LayoutResult(
                 name=name,

@@ -4,11 +4,11 @@
 -- before (a replay after a crash): its original event is returned, nothing changes, and the
 -- run stops there too, since the operations after it were decided on a guess of its outcome.
 --
--- KEYS: live, meta, outbox, index, archive (the last snapshot, compressed, for the expiry).
--- ARGV[1]: outbox TTL (ms); ARGV[2]: session id (index member); then 4 per operation:
+-- KEYS: live, meta, outbox, index, archive (a copy of live that outlasts it, for the expiry).
+-- ARGV[1]: outbox TTL (ms); ARGV[2]: session id (index member); then 3 per operation:
 --   the small fields joined by \x1f (kind, outbox field, expected version, expected live (0/1),
 --   expires at (ms), new version, owner, status, mark field, meta expire-at (ms)), the event,
---   the snapshot, the archived (compressed) snapshot.
+--   the stored (compressed) snapshot, written to live and archive alike.
 -- Returns one entry per operation run: 1 applied, {2, event} replayed, {0, version, live} stale.
 -- kind: 'put' (create or update), 'delete', or 'keep'.
 local live, meta, outbox, index, archive = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
@@ -21,7 +21,7 @@ local function fields(head)
   return out
 end
 local results = {}
-for i = 3, #ARGV, 4 do
+for i = 3, #ARGV, 3 do
   local f = fields(ARGV[i])
   local kind, field, event, snapshot = f[1], f[2], ARGV[i + 1], ARGV[i + 2]
   local prior = redis.call('HGET', outbox, field)
@@ -41,7 +41,7 @@ for i = 3, #ARGV, 4 do
       redis.call('HSET', meta, 'v', new_version, 'o', f[7], 'st', f[8], 'x', expires_ms, f[9], '1')
       redis.call('HDEL', meta, 'a')  -- an older worker's plain copy
       redis.call('PEXPIREAT', meta, f[10])
-      redis.call('SET', archive, ARGV[i + 3], 'PXAT', f[10])
+      redis.call('SET', archive, snapshot, 'PXAT', f[10])
       redis.call('ZADD', index, expires_ms, member)
     elseif kind == 'delete' then
       redis.call('DEL', live, archive)
