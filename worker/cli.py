@@ -18,6 +18,7 @@ from typing import IO, TYPE_CHECKING, get_args
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
+from worker import event_loop
 from worker.errors import SettingsError
 from worker.logs import configure_logging
 from worker.settings import ENV, Settings
@@ -216,7 +217,7 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dev(settings, stay=args.stay)
         if args.command == "publish":
             return _publish(settings, args.file)
-        return asyncio.run(_dispatch(args, settings))
+        return event_loop.run(_dispatch(args, settings), settings.event_loop)
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

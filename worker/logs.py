@@ -2,17 +2,35 @@
 
 import logging
 import sys
+from collections.abc import Callable
+from typing import Any
 
+import msgspec
 import structlog
+
+
+def _json_serializer() -> Callable[..., bytes]:
+    """msgspec renders a log line ~3x faster than json.dumps (structlog's performance notes
+    suggest a fast serializer with the bytes logger); a value it cannot encode is logged as its
+    repr, as structlog's own fallback does."""
+    encoder = msgspec.json.Encoder(enc_hook=repr)
+
+    def serialize(event_dict: dict[str, Any], **_: object) -> bytes:
+        return encoder.encode(event_dict)
+
+    return serialize
 
 
 def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     json_output = fmt == "json" or (fmt == "auto" and not sys.stderr.isatty())
-    renderer: structlog.typing.Processor = (
-        structlog.processors.JSONRenderer()
-        if json_output
-        else structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
-    )
+    renderer: structlog.typing.Processor
+    logger_factory: Callable[..., Any]
+    if json_output:
+        renderer = structlog.processors.JSONRenderer(serializer=_json_serializer())
+        logger_factory = structlog.BytesLoggerFactory(file=sys.stderr.buffer)
+    else:
+        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        logger_factory = structlog.PrintLoggerFactory(file=sys.stderr)
     structlog.configure(
         processors=[
             structlog.contextvars.merge_contextvars,
@@ -25,7 +43,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         wrapper_class=structlog.make_filtering_bound_logger(
             logging.getLevelNamesMapping()[level.upper()]
         ),
-        logger_factory=structlog.PrintLoggerFactory(file=sys.stderr),
+        logger_factory=logger_factory,
         cache_logger_on_first_use=True,
     )
     # aiokafka and redis log through the standard library; keep their warnings, in one stream.

@@ -44,6 +44,7 @@ class Settings:
     sample_interval_s: float = constants.SAMPLE_INTERVAL_S  # Redis-sampled gauges refresh
     log_level: str = "info"
     log_format: str = "auto"  # auto: console on a terminal, JSON otherwise
+    event_loop: str = "uvloop"  # uvloop, or asyncio's own loop
 
     def __post_init__(self) -> None:
         _check(self)
@@ -89,7 +90,7 @@ class Settings:
             "bootstrap_servers": self.kafka_bootstrap_servers,
             "enable_idempotence": True,  # broker drops retried duplicates, keeps order
             "acks": "all",
-            "linger_ms": 2,
+            "linger_ms": 0,  # send at once; records still batch while a request is in flight
             "max_request_size": max(self.max_record_bytes * 2, 1024 * 1024),
         }
 
@@ -106,6 +107,7 @@ ENV: dict[str, str] = {
 
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 _LOG_FORMATS = {"auto", "json", "console"}
+_EVENT_LOOPS = {"uvloop", "asyncio"}
 
 
 _TRUE = {"true", "1", "yes"}
@@ -181,3 +183,5 @@ def _check(s: Settings) -> None:
         fail("log_level", f"must be one of {', '.join(sorted(_LOG_LEVELS))}")
     if s.log_format not in _LOG_FORMATS:
         fail("log_format", f"must be one of {', '.join(sorted(_LOG_FORMATS))}")
+    if s.event_loop not in _EVENT_LOOPS:
+        fail("event_loop", f"must be one of {', '.join(sorted(_EVENT_LOOPS))}")

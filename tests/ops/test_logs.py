@@ -1,4 +1,4 @@
-"""`session-worker run`'s log: one JSON line per record outcome, no secrets, level honoured."""
+"""`session-worker run`'s log: a JSON line per batch, per record at debug; no secrets; levels."""
 
 import asyncio
 import json
@@ -30,11 +30,29 @@ async def run_worker_on(
     return (await asyncio.to_thread(log_path.read_text)).splitlines()
 
 
-async def test_each_outcome_is_one_json_line_with_its_ids_and_no_secret(
+async def test_at_info_each_batch_is_one_json_line_with_its_offsets(
+    harness: WorkerHarness, tmp_path: Path
+) -> None:
+    commands = [create_command() for _ in range(3)]
+    lines = await run_worker_on(harness, tmp_path / "worker.log", "info", commands)
+
+    records = [json.loads(line) for line in lines if line.startswith("{")]
+    assert not [r for r in records if r.get("event") == "command applied"]
+    batches = [r for r in records if r.get("event") == "batch committed"]
+    assert sum(b["records"] for b in batches) == 3
+    assert sum(b["outcomes"]["applied"] for b in batches) == 3
+    assert all(b["level"] == "info" and b["duration_ms"] >= 0 for b in batches)
+    spans = [span for b in batches for span in b["offsets"].values()]
+    assert sum(last - first + 1 for first, last in spans) == 3
+    topics = {name.rsplit(":", 1)[0] for b in batches for name in b["offsets"]}
+    assert topics == {harness.settings.commands_topic}
+
+
+async def test_at_debug_each_outcome_is_one_json_line_with_its_ids_and_no_secret(
     harness: WorkerHarness, tmp_path: Path
 ) -> None:
     command = create_command()
-    lines = await run_worker_on(harness, tmp_path / "worker.log", "info", [command])
+    lines = await run_worker_on(harness, tmp_path / "worker.log", "debug", [command])
 
     records = [json.loads(line) for line in lines if line.startswith("{")]
     (applied,) = [r for r in records if r.get("event") == "command applied"]
@@ -46,7 +64,7 @@ async def test_each_outcome_is_one_json_line_with_its_ids_and_no_secret(
     assert applied["session_id"] == command["sessionId"]
     assert applied["org_id"] == command["orgId"]
     assert applied["duration_ms"] >= 0
-    assert applied["level"] == "info"
+    assert applied["level"] == "debug"
     text = "\n".join(lines)
     assert CANARY_AUTH_TOKEN not in text
     assert CANARY_API_SECRET not in text
