@@ -96,7 +96,8 @@ class Worker:
             buckets=self._owned_buckets,
         )
         self._consumer.subscribe(
-            [s.commands_topic], listener=DrainOnRevoke(self.loop.in_flight, self._on_rebalance)
+            [s.commands_topic],
+            listener=DrainOnRevoke(self.loop.in_flight, self._on_rebalance, self.loop.drain),
         )
         log.info(
             "worker started",
