@@ -20,6 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
+from typing import Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -84,10 +85,6 @@ class _Batch:
     @property
     def records(self) -> int:
         return sum(len(recs) for recs in self.fetched.values())
-
-
-class BatchFailedError(WorkerError):
-    """A batch in flight failed after the next one was fetched: both are fetched again."""
 
 
 class CommandLoop:
@@ -296,8 +293,13 @@ class CommandLoop:
         in_flight = [b for b in (self._committing, self._delivering) if b is not None]
         self._committing = self._delivering = None
         for batch in in_flight:
+            # Not known to be committed: replayed instead. How its delivery or commit ends no
+            # longer matters, and a failure there is not reported again when it does.
             if batch.committing is not None:
-                batch.committing.cancel()  # not known to be committed: replayed instead
+                batch.committing.cancel()
+            for future in (batch.delivered, batch.committing):
+                if future is not None:
+                    future.add_done_callback(_consume_outcome)
         for records in [*(b.fetched for b in in_flight), fetched or {}]:
             for tp, recs in records.items():
                 first = recs[0].offset  # type: ignore[attr-defined]
@@ -306,6 +308,11 @@ class CommandLoop:
             # Revoked meanwhile: its new owner starts from the last commit anyway.
             with contextlib.suppress(IllegalStateError):
                 self._consumer.seek(tp, offset)
+
+
+def _consume_outcome(future: "asyncio.Future[Any]") -> None:
+    if not future.cancelled():
+        future.exception()
 
 
 async def _sleep_unless(stop: asyncio.Event, seconds: float) -> None:

@@ -301,7 +301,9 @@ class SessionStore:
         if self._shas is None:
             self._shas = await self._guard(self._load_scripts())
         shas = self._shas
-        cleanup = self._committed
+        # Taken, not shared: entries committed while this round trip is away (the command
+        # loop and the expiry sweeper share the store) wait for the next one.
+        cleanup, self._committed = self._committed, []
         by_session: dict[str, list[str]] = {}
         for sid, field_name in cleanup:
             by_session.setdefault(sid, []).append(field_name)
@@ -320,13 +322,18 @@ class SessionStore:
                 script = self._sources[call.script] if i in as_eval else shas[call.script]
                 command = "EVAL" if i in as_eval else "EVALSHA"
                 pipe.execute_command(command, script, len(call.keys), *call.keys, *call.args)
-            results = list(await self._guard(pipe.execute(raise_on_error=False)))
+            try:
+                results = list(await self._guard(pipe.execute(raise_on_error=False)))
+            except StoreUnavailableError:
+                if round_no == 0:
+                    self._committed = cleanup + self._committed  # for a later round trip
+                raise
             if round_no == 0:
                 done = results[: len(by_session)]
                 results = results[len(by_session) :]
-                if not any(isinstance(r, Exception) for r in done):
-                    self._committed = self._committed[len(cleanup) :]
-                # else: kept, and removed with a later round trip (HDEL is idempotent)
+                if any(isinstance(r, Exception) for r in done):
+                    # Kept, and removed with a later round trip (HDEL is idempotent).
+                    self._committed = cleanup + self._committed
             failed: list[int] = []
             transient = False
             for i, reply in zip(pending, results, strict=True):

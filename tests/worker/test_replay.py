@@ -1,6 +1,8 @@
 """A crash between the Redis write and the event's delivery loses nothing and adds nothing:
 the replayed records produce the very same events, once each."""
 
+import asyncio
+
 import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
@@ -62,3 +64,28 @@ async def test_records_applied_but_never_announced_are_announced_once_with_the_s
     keys = KeySpace(s.key_prefix)
     for command in (first, second):
         assert not await redis_client.exists(keys.session(command["sessionId"]).outbox)
+
+
+async def test_outbox_entries_committed_during_a_round_trip_are_cleaned_by_the_next(
+    harness: WorkerHarness, redis_client: aioredis.Redis
+) -> None:
+    # The command loop marks entries committed while the expiry sweeper's round trip is away
+    # (and, batches overlapping, while the loop's own is): none may be dropped unremoved.
+    s = harness.settings
+    keys = KeySpace(s.key_prefix)
+    store = SessionStore(redis_client, keys, s.outbox_ttl_ms)
+    await store.claim_expired([0], now_ms(), 1, 1000)  # scripts loaded: the next call goes at once
+    sessions = [create_command()["sessionId"] for _ in range(3)]
+    for sid in sessions:
+        await redis_client.hset(keys.session(sid).outbox, "0:1", b"event")
+    store.committed([(sessions[0], "0:1")])
+
+    away = asyncio.create_task(store.claim_expired(range(256), now_ms(), 10, 1000))
+    await asyncio.sleep(0)  # the round trip (with sessions[0]'s clean-up) is on its way
+    store.committed([(sessions[1], "0:1"), (sessions[2], "0:1")])
+    await away
+    assert not await redis_client.exists(keys.session(sessions[0]).outbox)
+
+    await store.flush()
+    for sid in sessions:
+        assert not await redis_client.exists(keys.session(sid).outbox)
