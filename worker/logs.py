@@ -9,7 +9,7 @@ import msgspec
 import structlog
 
 
-def _json_serializer() -> Callable[..., bytes]:
+def json_serializer() -> Callable[..., bytes]:
     """msgspec renders a log line ~3x faster than json.dumps (structlog's performance notes
     suggest a fast serializer with the bytes logger); a value it cannot encode is logged as its
     repr, as structlog's own fallback does."""
@@ -26,7 +26,7 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
     renderer: structlog.typing.Processor
     logger_factory: Callable[..., Any]
     if json_output:
-        renderer = structlog.processors.JSONRenderer(serializer=_json_serializer())
+        renderer = structlog.processors.JSONRenderer(serializer=json_serializer())
         logger_factory = structlog.BytesLoggerFactory(file=sys.stderr.buffer)
     else:
         renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())

@@ -224,7 +224,8 @@ def markdown(r: Results, plot_name: str | None) -> str:
             add(
                 f" Its own metrics: {w.batches:,.0f} batches, {w.records / w.batches:,.0f} records "
                 f"and {w.batch_seconds / w.batches * 1000:,.0f} ms (fetch to commit) each on "
-                f"average; batches took {w.batch_seconds / w.wall_s * 100:.0f}% of the wall time."
+                f"average (two batches overlap, so these spans add up to more than the wall time: "
+                f"{w.batch_seconds / w.wall_s * 100:.0f}%)."
             )
     add(
         "\nSteady rate: records committed from the first commit seen to lag 0 (polled every "
