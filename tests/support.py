@@ -14,7 +14,7 @@ from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
+from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from worker.app import Worker
 from worker.devenv.services import Services, open_services
@@ -253,3 +253,26 @@ def stored_session(raw: bytes | str | None) -> Any:
     """The session JSON of a live record (or its archived copy) as read from Redis."""
     assert isinstance(raw, bytes), f"no stored snapshot: {raw!r}"
     return json.loads(unpack_snapshot(raw))
+
+
+async def fetch_uncommitted(settings: Settings, count: int) -> list[ConsumerRecord[bytes, bytes]]:
+    """The first `count` records of the commands topic, fetched by a consumer that commits
+    nothing: what a worker that dies before its commit had in hand."""
+    consumer = AIOKafkaConsumer(
+        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
+    )
+    await consumer.start()
+    try:
+        tps = [
+            TopicPartition(settings.commands_topic, p)
+            for p in await partitions_of(settings.kafka_bootstrap_servers, settings.commands_topic)
+        ]
+        consumer.assign(tps)
+        await consumer.seek_to_beginning(*tps)
+        records: list[ConsumerRecord[bytes, bytes]] = []
+        while len(records) < count:
+            for batch in (await consumer.getmany(timeout_ms=500)).values():
+                records.extend(batch)
+    finally:
+        await consumer.stop()
+    return records

@@ -5,11 +5,10 @@ from typing import Any
 
 import pytest
 import redis.asyncio as aioredis
-from aiokafka import AIOKafkaConsumer, ConsumerRecord, TopicPartition
 from redis.crc import key_slot
 
 from tests.factories import create_command, delete_command, update_command
-from tests.support import WorkerHarness, stored_session
+from tests.support import WorkerHarness, fetch_uncommitted, stored_session
 from worker.clock import now_ms
 from worker.inspect import describe_session
 from worker.keys import KeySpace
@@ -17,7 +16,6 @@ from worker.metrics import Metrics
 from worker.processor import BatchProcessor, Limits
 from worker.sampling import sample_sessions
 from worker.store import SessionStore
-from worker.topics import partitions_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -134,23 +132,7 @@ async def test_records_applied_but_never_announced_are_announced_once_with_the_s
         await harness.send(command)
 
     # A worker that dies right after its Redis round trip: stored, never sent, never committed.
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=s.kafka_bootstrap_servers, enable_auto_commit=False
-    )
-    await consumer.start()
-    try:
-        tps = [
-            TopicPartition(s.commands_topic, p)
-            for p in await partitions_of(s.kafka_bootstrap_servers, s.commands_topic)
-        ]
-        consumer.assign(tps)
-        await consumer.seek_to_beginning(*tps)
-        records: list[ConsumerRecord[bytes, bytes]] = []
-        while len(records) < 7:
-            for batch in (await consumer.getmany(timeout_ms=500)).values():
-                records.extend(batch)
-    finally:
-        await consumer.stop()
+    records = await fetch_uncommitted(s, 7)
     store = SessionStore(redis_client, KeySpace(s.key_prefix), s.outbox_ttl_ms)
     limits = Limits(s.max_record_bytes, s.expired_retention_ms, s.tombstone_ttl_ms)
     lost = await BatchProcessor(store, limits, now_ms).process(records)

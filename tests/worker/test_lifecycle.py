@@ -25,11 +25,6 @@ async def _run(harness: WorkerHarness, *commands: dict[str, Any]) -> list[dict[s
     return [r.json() for r in records[before:]]
 
 
-def _stored(raw: bytes | str | None) -> dict[str, Any]:
-    parsed: dict[str, Any] = stored_session(raw)
-    return parsed
-
-
 async def test_update_changes_only_the_given_fields(
     harness: WorkerHarness, redis_client: aioredis.Redis
 ) -> None:
@@ -50,7 +45,7 @@ async def test_update_changes_only_the_given_fields(
     }
     assert after["updatedAt"] >= before["updatedAt"]
     assert after["expiresAt"] == before["expiresAt"]  # the clock did not restart
-    assert _stored(await redis_client.get(live)) == after
+    assert stored_session(await redis_client.get(live)) == after
     assert abs(await redis_client.pttl(live) - ttl_before) < 2000
 
 
@@ -234,4 +229,4 @@ async def test_a_live_record_written_by_a_0_1_worker_as_plain_json_is_updated(
         "name": "Renamed",
         "updatedAt": updated["session"]["updatedAt"],
     } == updated["session"]
-    assert _stored(await redis_client.get(live)) == updated["session"]
+    assert stored_session(await redis_client.get(live)) == updated["session"]
