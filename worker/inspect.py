@@ -5,6 +5,7 @@ from dataclasses import dataclass
 
 from worker.keys import KeySpace
 from worker.redis_client import connect_redis
+from worker.session_record import parse_record
 from worker.settings import Settings
 from worker.snapshot_codec import unpack_snapshot
 
@@ -22,10 +23,15 @@ async def describe_session(settings: Settings, session_id: str) -> SessionReport
         pipe = client.pipeline(transaction=False)
         pipe.get(keys.live)
         pipe.pttl(keys.live)
-        pipe.hmget(keys.meta, "v", "st")
-        snapshot, ttl_ms, (version, status) = await pipe.execute()
+        pipe.get(keys.record)
+        pipe.hmget(keys.meta, "v", "st")  # as a worker before the record layout kept them
+        snapshot, ttl_ms, record, legacy = await pipe.execute()
     finally:
         await client.aclose()
+    version, status = legacy
+    if record is not None:
+        head = parse_record(record)
+        version, status = head.version, head.status.encode()
     if snapshot is None:
         state = {b"deleted": "deleted", b"expired": "expired"}.get(status or b"")
         if state is None and status is not None:

@@ -18,10 +18,13 @@ def bucket_of(session_id: str) -> int:
 @dataclass(frozen=True, slots=True)
 class SessionKeys:
     live: str  # STRING: the snapshot (compressed, see snapshot_codec), TTL = expirationSeconds
-    meta: str  # HASH: version, owner, status, expiry, commandId marks
-    archive: str  # STRING: the same bytes as live, kept past it until the expiry is announced
+    record: str  # STRING: version, owner, status, expiry, applied commandIds, and a copy of live
+    #              kept past it until the expiry is announced (see session_record, lua/record.lua)
     outbox: str  # HASH: offset -> event bytes, until the offset is committed
     index: str  # ZSET: the bucket's expiry index, session id scored by expiresAt (ms)
+    # What workers before the record layout kept instead of `record`, read until replaced.
+    meta: str  # HASH: v, o, st, x, c:<commandId> (and 0.1's plain copy `a`)
+    archive: str  # STRING: the copy of live
 
 
 class KeySpace:
@@ -39,8 +42,9 @@ class KeySpace:
         base = self.bucket_base(bucket_of(session_id))
         return SessionKeys(
             live=f"{base}s:{session_id}",
-            meta=f"{base}m:{session_id}",
-            archive=f"{base}a:{session_id}",
+            record=f"{base}r:{session_id}",
             outbox=f"{base}o:{session_id}",
             index=f"{base}x",
+            meta=f"{base}m:{session_id}",
+            archive=f"{base}a:{session_id}",
         )

@@ -32,7 +32,6 @@ from worker.store import (
     Replayed,
     SessionOps,
     SessionStore,
-    mark_field,
     outbox_field,
 )
 from worker.transitions import (
@@ -269,7 +268,7 @@ class BatchProcessor:
                 op = Op(
                     "put", field, view.version, view.live, _joined(events), snapshot,
                     decision.expires_ms, decision.version, org, decision.session.status,
-                    mark_field(cid), decision.expires_ms + self._limits.expired_retention_ms,
+                    cid, decision.expires_ms + self._limits.expired_retention_ms,
                 )  # fmt: skip
                 done = outcome("applied", events, decision.event_type, transition_id)
                 return op, done, snapshot
@@ -278,8 +277,8 @@ class BatchProcessor:
                 events = (transition(decision.event_type, decision.version, view.snapshot),)
                 op = Op(
                     "delete", field, view.version, True, events[0],
-                    new_version=decision.version, mark_field=mark_field(cid),
-                    meta_expire_at_ms=now + self._limits.tombstone_ttl_ms,
+                    new_version=decision.version, command_id=cid,
+                    record_expire_at_ms=now + self._limits.tombstone_ttl_ms,
                 )  # fmt: skip
                 return op, outcome("applied", events, decision.event_type, transition_id), b""
             case Unchanged():

@@ -33,6 +33,7 @@ from worker.snapshot_codec import pack_snapshot, unpack_snapshot
 OpKind = Literal["put", "delete", "keep"]  # keep: record the answer, change no state
 T = TypeVar("T")
 SCRIPTS = ("read", "apply", "claim_expired", "finish_expired")
+PRELUDE = "record"  # the session record's functions, prepended to every script
 Arg = bytes | str | int
 # A batch's runs that failed are sent again at most this often in the same round trip, after
 # RETRY_PAUSE_S, doubling, when a node was unreachable (a stale connection, a failover).
@@ -60,8 +61,12 @@ class _Call:
     args: Sequence[Arg]
 
 
-def _load(name: str) -> str:
-    return (files("worker") / "lua" / name).read_text(encoding="utf-8")
+def script_source(name: str) -> str:
+    """A script as sent to Redis: the shared record functions, then the script."""
+    lua = files("worker") / "lua"
+    return (lua / f"{PRELUDE}.lua").read_text(encoding="utf-8") + (lua / f"{name}.lua").read_text(
+        encoding="utf-8"
+    )
 
 
 @dataclass(frozen=True, slots=True)
@@ -101,18 +106,18 @@ class Op:
     new_version: int = 0
     org_id: str = ""
     status: str = ""
-    mark_field: str = ""
-    meta_expire_at_ms: int = 0
+    command_id: str = ""  # kept in the record as applied
+    record_expire_at_ms: int = 0
 
     def packed(self) -> tuple[str, bytes, bytes]:
         """The script's three arguments for this operation: the small fields in one string
         (ids are printable ASCII without \\x1f), the event, the stored (compressed) snapshot.
         redis-py encodes every argument on its own in Python: 3 per operation instead of 12.
-        The snapshot is compressed once, for the live record and its archived copy alike."""
+        The snapshot is compressed once, for the live record and its copy alike."""
         head = (
             f"{self.kind}\x1f{self.outbox_field}\x1f{self.expected_version}\x1f"
             f"{int(self.expected_live)}\x1f{self.expires_ms}\x1f{self.new_version}\x1f"
-            f"{self.org_id}\x1f{self.status}\x1f{self.mark_field}\x1f{self.meta_expire_at_ms}"
+            f"{self.org_id}\x1f{self.status}\x1f{self.command_id}\x1f{self.record_expire_at_ms}"
         )
         stored = pack_snapshot(self.snapshot) if self.kind == "put" else b""
         return head, self.event, stored
@@ -154,10 +159,6 @@ class SessionOps:
     ops: list[Op] = field(default_factory=list)
 
 
-def mark_field(command_id: str) -> str:
-    return f"c:{command_id}"
-
-
 def outbox_field(partition: int, offset: int) -> str:
     return f"{partition}:{offset}"
 
@@ -167,7 +168,7 @@ class SessionStore:
         self._redis = client
         self._keys = keys
         self._outbox_ttl_ms = outbox_ttl_ms
-        self._sources = {name: _load(f"{name}.lua") for name in SCRIPTS}
+        self._sources = {name: script_source(name) for name in SCRIPTS}
         self._shas: dict[str, str] | None = None  # once loaded
         # (session id, outbox field) of committed records, removed with the next round trip.
         self._committed: list[tuple[str, str]] = []
@@ -196,12 +197,8 @@ class SessionStore:
             [
                 _Call(
                     "read",
-                    (k.live, k.meta, k.outbox, k.archive),
-                    (
-                        len(req.outbox_fields),
-                        *req.outbox_fields,
-                        *[mark_field(c) for c in req.command_ids],
-                    ),
+                    (k.live, k.record, k.outbox, k.meta, k.archive),
+                    (len(req.outbox_fields), *req.outbox_fields, *req.command_ids),
                 )
                 for req in requests
                 for k in (self._keys.session(req.session_id),)
@@ -217,7 +214,7 @@ class SessionStore:
             [
                 _Call(
                     "apply",
-                    (k.live, k.meta, k.outbox, k.index, k.archive),
+                    (k.live, k.record, k.outbox, k.index, k.meta, k.archive),
                     (
                         self._outbox_ttl_ms,
                         group.session_id,
@@ -266,7 +263,7 @@ class SessionStore:
             [
                 _Call(
                     "finish_expired",
-                    (k.live, k.meta, k.index, k.archive),
+                    (k.live, k.record, k.index, k.meta, k.archive),
                     (e.session_id, e.version, tombstone_until_ms),
                 )
                 for e in announced

@@ -39,7 +39,8 @@ async def test_one_batch_spans_every_primary_and_each_session_stays_in_one_slot(
     keys = KeySpace(harness.settings.key_prefix)
     for command in commands:
         k = keys.session(command["sessionId"])
-        assert len({key_slot(x.encode()) for x in (k.live, k.meta, k.index)}) == 1
+        every = (k.live, k.record, k.outbox, k.index, k.meta, k.archive)
+        assert len({key_slot(x.encode()) for x in every}) == 1
     per_node = [
         await redis_client.dbsize(target_nodes=node) for node in redis_client.get_primaries()
     ]
@@ -79,7 +80,7 @@ async def test_create_update_delete(
     assert events[1]["error"]["code"] == "conflict"
     assert not await redis_client.exists(keys.live)
     assert await redis_client.zscore(keys.index, sid) is None
-    assert 0 < await redis_client.pttl(keys.meta) <= harness.settings.tombstone_ttl_ms
+    assert 0 < await redis_client.pttl(keys.record) <= harness.settings.tombstone_ttl_ms
 
     (again,) = await _run(harness, create_command(sid, name="Second life"))
     assert (again["type"], again["version"]) == ("session.created", 5)

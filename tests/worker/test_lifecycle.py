@@ -101,7 +101,7 @@ async def test_delete_announces_the_last_snapshot_and_cleans_up(
     assert not await redis_client.exists(keys.live)
     assert await redis_client.zscore(keys.index, sid) is None
     # What is left is a tombstone that remembers the commandIds for a while, then goes.
-    ttl = await redis_client.pttl(keys.meta)
+    ttl = await redis_client.pttl(keys.record)
     assert 0 < ttl <= harness.settings.tombstone_ttl_ms
 
 

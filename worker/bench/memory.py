@@ -2,7 +2,8 @@
 
 `through_worker` runs the real worker over a burst of creates on a key prefix of its own and
 divides the growth of `INFO memory` `used_memory` by the number of sessions: every key the worker
-keeps for a session is in it (live STRING, meta HASH, the bucket ZSETs' entries, any outbox left).
+keeps for a session is in it (live STRING, record STRING, the bucket ZSETs' entries, any outbox
+left).
 
 `layouts` writes the same snapshots (built by the worker's own code) in several layouts directly
 with pipelines, to measure what a layout change would save before anyone changes `store.py`.
@@ -10,12 +11,10 @@ with pipelines, to measure what a layout change would save before anyone changes
 
 import asyncio
 import time
-import zlib
 from collections.abc import Awaitable, Callable
 from dataclasses import dataclass, field
-from typing import Any
+from typing import Literal
 
-import msgspec
 import redis.asyncio as aioredis
 import zstandard
 from redis.typing import EncodableT, FieldT
@@ -66,7 +65,7 @@ class WorkerMemory:
     bytes_per_session: float
     keys_per_session: float
     keys_by_kind: dict[str, int]
-    meta_encoding: str
+    record_encoding: str
     index_encoding: str
     snapshot_bytes: float  # average live STRING value size
     usage_by_kind: dict[str, float] = field(default_factory=dict)  # MEMORY USAGE averages
@@ -108,7 +107,7 @@ async def through_worker(
         bytes_per_session=(after - before) / sessions,
         keys_per_session=sum(kinds.values()) / sessions,
         keys_by_kind=kinds,
-        meta_encoding=encodings.get("m", "?"),
+        record_encoding=encodings.get("r", encodings.get("m", "?")),
         index_encoding=encodings.get("x", "?"),
         snapshot_bytes=sum(sizes) / max(1, len(sizes)),
         usage_by_kind={k: sum(v) / len(v) for k, v in usage.items() if v},
@@ -130,24 +129,6 @@ def snapshots(count: int, seed: int, *, reference: bool = False) -> list[tuple[s
     return out
 
 
-def structure_dictionary(samples: list[bytes]) -> bytes:
-    """A zlib preset dictionary of the snapshots' structure only: field names, enum-like values
-    and number shapes, every string longer than 12 characters emptied. Free text (messages,
-    names) is left out, so the benchmark's own sentences cannot flatter the compression."""
-
-    def strip(node: Any) -> Any:
-        if isinstance(node, dict):
-            return {k: strip(v) for k, v in node.items()}
-        if isinstance(node, list):
-            return [strip(v) for v in node]
-        if isinstance(node, str) and len(node) > 12:
-            return ""
-        return node
-
-    stripped = [msgspec.json.encode(strip(msgspec.json.decode(s))) for s in samples]
-    return b"".join(stripped)[-32 * 1024 :]
-
-
 @dataclass
 class LayoutResult:
     name: str
@@ -155,56 +136,51 @@ class LayoutResult:
     bytes_per_session: float
     archived_bytes: float  # average stored size of the archived copy (0: none)
     compress_us: float  # CPU per session to build it (0: nothing to do)
-    meta_encoding: str
+    record_encoding: str  # of the key holding version, status, marks
 
 
 Writer = Callable[[aioredis.Redis, str, list[tuple[str, str, bytes]]], Awaitable[None]]
+# Where a layout keeps the snapshot's copy for the expiry event.
+CopyIn = Literal["record", "none", "own key", "meta field"]
 
 
 async def layouts(
     client: aioredis.Redis, prefix: str, count: int, seed: int, *, reference: bool = False
 ) -> list[LayoutResult]:
     data = snapshots(count, seed, reference=reference)
-    dictionary = structure_dictionary([s for _, _, s in snapshots(16, seed + 1)])
     now = now_ms()
     expires = now + 3_600_000
-    meta_expire = expires + EXPIRED_RETENTION_MS
+    record_expire = expires + EXPIRED_RETENTION_MS
 
     def keys(p: str, sid: str) -> tuple[str, str, str, str]:
         base = f"{p}:{{{bucket_of(sid)}}}:"
-        return base + "s:" + sid, base + "m:" + sid, base + "x", base + "a:" + sid
+        return base + "s:" + sid, base + "r:" + sid, base + "m:" + sid, base + "x"
 
     def plain(snapshot: bytes) -> bytes:
         return snapshot
 
-    def deflate(snapshot: bytes) -> bytes:
-        return zlib.compress(snapshot, 6)
-
-    def with_dict(snapshot: bytes) -> bytes:
-        c = zlib.compressobj(6, zlib.DEFLATED, -15, 9, zlib.Z_DEFAULT_STRATEGY, dictionary)
-        return c.compress(snapshot) + c.flush()
-
-    def writer(
-        archive: Callable[[bytes], bytes] | None,
-        *,
-        own_key: bool,
-        live_value: Callable[[bytes], bytes] = plain,
-    ) -> Writer:
+    def writer(pack: Callable[[bytes], bytes], copy_in: CopyIn) -> Writer:
         async def write(r: aioredis.Redis, p: str, rows: list[tuple[str, str, bytes]]) -> None:
             for start in range(0, len(rows), 500):
                 pipe = r.pipeline(transaction=False)
                 for sid, cid, snapshot in rows[start : start + 500]:
-                    live, meta, index, arch = keys(p, sid)
-                    pipe.set(live, live_value(snapshot), pxat=expires)
-                    fields: dict[FieldT, EncodableT] = {
-                        "v": 1, "o": "org-bench", "st": "active", "x": expires, f"c:{cid}": 1,
-                    }  # fmt: skip
-                    if archive is not None and not own_key:
-                        fields["a"] = archive(snapshot)
-                    pipe.hset(meta, mapping=fields)
-                    pipe.pexpireat(meta, meta_expire)
-                    if archive is not None and own_key:
-                        pipe.set(arch, archive(snapshot), pxat=meta_expire)
+                    live, record, meta, index = keys(p, sid)
+                    stored = pack(snapshot)
+                    pipe.set(live, stored, pxat=expires)
+                    if copy_in in ("record", "none"):
+                        copy = stored if copy_in == "record" else b""
+                        head = f"1\x1forg-bench\x1factive\x1f{expires}\x1f{cid}\x1e".encode()
+                        pipe.set(record, head + copy, pxat=record_expire)
+                    else:
+                        fields: dict[FieldT, EncodableT] = {
+                            "v": 1, "o": "org-bench", "st": "active", "x": expires, f"c:{cid}": 1,
+                        }  # fmt: skip
+                        if copy_in == "meta field":
+                            fields["a"] = stored
+                        else:
+                            pipe.set(record.replace(":r:", ":a:"), stored, pxat=record_expire)
+                        pipe.hset(meta, mapping=fields)
+                        pipe.pexpireat(meta, record_expire)
                     pipe.zadd(index, {sid: expires})
                 await pipe.execute()
 
@@ -214,57 +190,41 @@ async def layouts(
         return no_dictionary.compress(snapshot)
 
     no_dictionary = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_dict_id=False)
-    candidates: list[tuple[str, str, Writer, Callable[[bytes], bytes] | None, bool]] = [
-        ("current", "live STRING and its copy `a:<id>`: the same zstd bytes (preset "
-         "dictionary), compressed once; small meta HASH; ZSET entry",
-         writer(pack_snapshot, own_key=True, live_value=pack_snapshot), pack_snapshot, False),
+    candidates: list[tuple[str, str, Callable[[bytes], bytes], CopyIn]] = [
+        ("current", "live STRING (zstd, preset dictionary) + one record STRING (version, "
+         "owner, status, expiry, commandIds and the copy: the same bytes) + ZSET entry",
+         pack_snapshot, "record"),
+        ("meta-hash-and-copy", "the layout before this one: as current, but a small meta "
+         "HASH and the copy in a STRING of its own (`a:<id>`): one key more",
+         pack_snapshot, "own key"),
         ("0.1", "plain live STRING + plain copy `a` in the meta HASH + ZSET entry",
-         writer(plain, own_key=False), plain, False),
-        ("0.1 + listpack-config", "as 0.1, Redis `hash-max-listpack-value 4096` (config only)",
-         writer(plain, own_key=False), plain, True),
-        ("zlib-dict-own-key", "plain live STRING; copy in its own STRING, raw deflate with the "
-         "preset dictionary (the layout before this one)",
-         writer(with_dict, own_key=True), with_dict, False),
+         plain, "meta field"),
         ("zstd-no-dictionary", "as current, zstd without the preset dictionary",
-         writer(zstd_plain, own_key=True, live_value=zstd_plain), zstd_plain, False),
-        ("zlib-dict-live-too", "as current, raw deflate (level 6) with the preset dictionary",
-         writer(with_dict, own_key=True, live_value=with_dict), with_dict, False),
-        ("no-copy", "lower bound: compressed live STRING + small meta + ZSET, no archived copy",
-         writer(None, own_key=False, live_value=pack_snapshot), None, False),
+         zstd_plain, "record"),
+        ("no-copy", "lower bound: as current without the copy", pack_snapshot, "none"),
     ]  # fmt: skip
     results = []
-    for i, (name, description, write, archive, listpack) in enumerate(candidates):
+    for i, (name, description, pack, copy_in) in enumerate(candidates):
         p = f"{prefix}{i}"
-        restore: str | None = None
-        if listpack:
-            try:
-                current = await client.config_get("hash-max-listpack-value")
-                restore = str(next(iter(current.values())))
-                await client.config_set("hash-max-listpack-value", 4096)
-            except Exception:  # noqa: BLE001, S112 - a managed Redis may refuse CONFIG: no row
-                continue
-        try:
-            before = await used_memory(client)
-            await write(client, p, data)
-            after = await used_memory(client)
-            sid0 = data[0][0]
-            encoding = (await client.object("encoding", keys(p, sid0)[1])).decode()
-        finally:
-            if restore is not None:
-                await client.config_set("hash-max-listpack-value", restore)
+        before = await used_memory(client)
+        await writer(pack, copy_in)(client, p, data)
+        after = await used_memory(client)
+        _, record, meta, _ = keys(p, data[0][0])
+        holder = meta if copy_in in ("own key", "meta field") else record
+        encoding = (await client.object("encoding", holder)).decode()
         started = time.perf_counter()
-        archived = [archive(s) for _, _, s in data[:2000]] if archive is not None else []
-        cost = (time.perf_counter() - started) / max(1, len(archived)) * 1e6
-        if archive is plain or archive is None:
+        copies = [pack(s) for _, _, s in data[:2000]] if copy_in != "none" else []
+        cost = (time.perf_counter() - started) / max(1, len(copies)) * 1e6
+        if pack is plain:
             cost = 0.0  # nothing to build
         results.append(
             LayoutResult(
                 name=name,
                 description=description,
                 bytes_per_session=(after - before) / len(data),
-                archived_bytes=sum(len(a) for a in archived) / len(archived) if archived else 0,
+                archived_bytes=sum(len(c) for c in copies) / len(copies) if copies else 0,
                 compress_us=cost,
-                meta_encoding=encoding,
+                record_encoding=encoding,
             )
         )
         await delete_under(client, p)

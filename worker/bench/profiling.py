@@ -31,7 +31,6 @@ from worker.keys import KeySpace
 from worker.logs import json_serializer
 from worker.snapshot import new_session
 from worker.snapshot_codec import pack_snapshot
-from worker.store import mark_field
 
 _LINE = re.compile(r" \([^)]*\)$|:\d+\)$")
 
@@ -199,11 +198,11 @@ def micro_costs(records: int = 2000, seed: int = 7) -> list[PieceCost]:
         expires = now + 3600_000
         head = (
             f"put\x1f3:12345\x1f0\x1f0\x1f{expires}\x1f1\x1f{c.org_id}\x1factive\x1f"
-            f"{mark_field(c.command_id)}\x1f{expires + 7 * 86400_000}"
+            f"{c.command_id}\x1f{expires + 7 * 86400_000}"
         )
         event = stored * 3  # an event is about the size of the JSON snapshot
-        return ["EVALSHA", sha, 5, k.live, k.meta, k.outbox, k.index, k.archive, 604800000,
-                c.session_id, head, event, stored]  # fmt: skip
+        return ["EVALSHA", sha, 6, k.live, k.record, k.outbox, k.index, k.meta, k.archive,
+                604800000, c.session_id, head, event, stored]  # fmt: skip
 
     def timed(fn: Callable[[], object]) -> float:
         runs = []

@@ -277,7 +277,7 @@ def markdown(r: Results, plot_name: str | None) -> str:
         add("## Redis memory per live session (through the worker)\n")
         add(
             "| payload | sessions | bytes/session | keys/session | live STRING value B "
-            "| MEMORY USAGE by key kind | meta encoding | index encoding |"
+            "| MEMORY USAGE by key kind | record encoding | index encoding |"
         )
         add("|---|---|---|---|---|---|---|---|")
         for m in r.memory:
@@ -285,23 +285,27 @@ def markdown(r: Results, plot_name: str | None) -> str:
             add(
                 f"| {m.label} | {m.sessions:,} | {_num(m.bytes_per_session)} | "
                 f"{_num(m.keys_per_session, 2)} | {_num(m.snapshot_bytes)} | {usage} | "
-                f"{m.meta_encoding} | {m.index_encoding} |"
+                f"{m.record_encoding} | {m.index_encoding} |"
             )
         add(
             "\n`used_memory` growth divided by the sessions created; all of a session's keys "
-            "are in it (s = live STRING, m = meta HASH, x = the 256 bucket ZSETs; no outbox "
-            "is left once the offsets are committed). MEMORY USAGE of `x` is a whole bucket.\n"
+            "are in it (s = live STRING, r = the record STRING, x = the 256 bucket ZSETs; no "
+            "outbox is left once the offsets are committed). MEMORY USAGE of `x` is a whole "
+            "bucket.\n"
         )
     if r.layouts:
         add("## Candidate layouts (same snapshots, written directly)\n")
-        add("| layout | bytes/session | vs current | archived copy B | CPU to build it µs | meta |")
+        add(
+            "| layout | bytes/session | vs current | copy B | CPU to build it µs "
+            "| record/meta key |"
+        )
         add("|---|---|---|---|---|---|")
         base = r.layouts[0].bytes_per_session if r.layouts else 0
         for lay in r.layouts:
             add(
                 f"| {lay.name}: {lay.description} | {_num(lay.bytes_per_session)} | "
                 f"{_num((lay.bytes_per_session / base - 1) * 100 if base else 0, 0)}% | "
-                f"{_num(lay.archived_bytes)} | {_num(lay.compress_us, 1)} | {lay.meta_encoding} |"
+                f"{_num(lay.archived_bytes)} | {_num(lay.compress_us, 1)} | {lay.record_encoding} |"
             )
         add("")
     if r.expiry is not None:

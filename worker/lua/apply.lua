@@ -4,14 +4,14 @@
 -- before (a replay after a crash): its original event is returned, nothing changes, and the
 -- run stops there too, since the operations after it were decided on a guess of its outcome.
 --
--- KEYS: live, meta, outbox, index, archive (a copy of live that outlasts it, for the expiry).
+-- KEYS: live, record, outbox, index, then the older layout's meta and archive (see record.lua).
 -- ARGV[1]: outbox TTL (ms); ARGV[2]: session id (index member); then 3 per operation:
---   the small fields joined by \x1f (kind, outbox field, expected version, expected live (0/1),
---   expires at (ms), new version, owner, status, mark field, meta expire-at (ms)), the event,
---   the stored (compressed) snapshot, written to live and archive alike.
+--   the small fields joined by \31 (kind, outbox field, expected version, expected live (0/1),
+--   expires at (ms), new version, owner, status, commandId, record expire-at (ms)), the event,
+--   the stored (compressed) snapshot, written to the live record and kept in the record.
 -- Returns one entry per operation run: 1 applied, {2, event} replayed, {0, version, live} stale.
 -- kind: 'put' (create or update), 'delete', or 'keep'.
-local live, meta, outbox, index, archive = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5]
+local live, record, outbox, index, meta, archive = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
 local outbox_ttl, member = ARGV[1], ARGV[2]
 local function fields(head)
   local out = {}
@@ -20,6 +20,13 @@ local function fields(head)
   end
   return out
 end
+local rec = read_record(record, meta, archive)
+local save_at = nil  -- the record changed and is written once, before returning
+local function save()
+  if save_at then
+    write_record(record, meta, archive, rec, save_at)
+  end
+end
 local results = {}
 for i = 3, #ARGV, 3 do
   local f = fields(ARGV[i])
@@ -27,33 +34,36 @@ for i = 3, #ARGV, 3 do
   local prior = redis.call('HGET', outbox, field)
   if prior then
     results[#results + 1] = {2, prior}
+    save()
     return results
-  else
-    local version = tonumber(redis.call('HGET', meta, 'v') or '0')
-    local has_live = redis.call('EXISTS', live)
-    if version ~= tonumber(f[3]) or has_live ~= tonumber(f[4]) then
-      results[#results + 1] = {0, version, has_live}
-      return results
-    end
-    local expires_ms, new_version = f[5], f[6]
-    if kind == 'put' then
-      redis.call('SET', live, snapshot, 'PXAT', expires_ms)
-      redis.call('HSET', meta, 'v', new_version, 'o', f[7], 'st', f[8], 'x', expires_ms, f[9], '1')
-      redis.call('HDEL', meta, 'a')  -- an older worker's plain copy
-      redis.call('PEXPIREAT', meta, f[10])
-      redis.call('SET', archive, snapshot, 'PXAT', f[10])
-      redis.call('ZADD', index, expires_ms, member)
-    elseif kind == 'delete' then
-      redis.call('DEL', live, archive)
-      redis.call('HDEL', meta, 'a', 'x')
-      redis.call('HSET', meta, 'v', new_version, 'st', 'deleted', f[9], '1')
-      redis.call('PEXPIREAT', meta, f[10])
-      redis.call('ZREM', index, member)
-    end
-    -- kind 'keep' changes no state (a rejection, a no-op): only its answer is kept, for replays.
-    redis.call('HSET', outbox, field, event)
-    redis.call('PEXPIRE', outbox, outbox_ttl)
-    results[#results + 1] = 1
   end
+  local version = rec and rec.v or 0
+  local has_live = redis.call('EXISTS', live)
+  if version ~= tonumber(f[3]) or has_live ~= tonumber(f[4]) then
+    results[#results + 1] = {0, version, has_live}
+    save()
+    return results
+  end
+  local expires_ms = f[5]
+  if kind ~= 'keep' then
+    rec = rec or {v = 0, o = '', st = '', x = '', marks = '', copy = ''}
+    rec.v = tonumber(f[6])
+    add_mark(rec, f[9])
+    save_at = f[10]
+  end
+  if kind == 'put' then
+    redis.call('SET', live, snapshot, 'PXAT', expires_ms)
+    rec.o, rec.st, rec.x, rec.copy = f[7], f[8], expires_ms, snapshot
+    redis.call('ZADD', index, expires_ms, member)
+  elseif kind == 'delete' then
+    redis.call('DEL', live)
+    rec.st, rec.x, rec.copy = 'deleted', '', ''
+    redis.call('ZREM', index, member)
+  end
+  -- kind 'keep' changes no state (a rejection, a no-op): only its answer is kept, for replays.
+  redis.call('HSET', outbox, field, event)
+  redis.call('PEXPIRE', outbox, outbox_ttl)
+  results[#results + 1] = 1
 end
+save()
 return results

@@ -1,0 +1,41 @@
+"""The session record `r:<id>` as Python reads it (for `session-worker get` and checks).
+
+The worker itself never parses it: the scripts do (`lua/record.lua` defines the layout and is
+the one writer). One STRING, so a live session costs one key less than a meta HASH plus a copy:
+
+    version \\x1f owner \\x1f status \\x1f expires_ms \\x1f commandIds (space-separated) \\x1e copy
+"""
+
+from dataclasses import dataclass
+
+from worker.snapshot_codec import unpack_snapshot
+
+
+@dataclass(frozen=True, slots=True)
+class SessionRecord:
+    version: int
+    org_id: str  # "" when never known
+    status: str  # active | completed | deleted | expired
+    expires_ms: int | None  # None once deleted or expired
+    command_ids: tuple[str, ...]  # commands applied to this session id
+    copy: bytes | None  # the snapshot as stored (compressed) while an expiry may be due
+
+    def snapshot(self) -> bytes | None:
+        """The copy as JSON."""
+        return unpack_snapshot(self.copy) if self.copy else None
+
+
+def parse_record(raw: bytes) -> SessionRecord:
+    head, sep, copy = raw.partition(b"\x1e")
+    fields = head.decode().split("\x1f")
+    if not sep or len(fields) != 5:
+        raise ValueError(f"not a session record: {raw[:40]!r}")
+    version, org_id, status, expires, marks = fields
+    return SessionRecord(
+        version=int(version),
+        org_id=org_id,
+        status=status,
+        expires_ms=int(expires) if expires else None,
+        command_ids=tuple(marks.split(" ")) if marks else (),
+        copy=copy or None,
+    )
