@@ -215,7 +215,7 @@ async def layouts(
         started = time.perf_counter()
         copies = [pack(s) for _, _, s in data[:2000]] if copy_in != "none" else []
         cost = (time.perf_counter() - started) / max(1, len(copies)) * 1e6
-        if pack is plain:
+        if pack is plain or not copies:
             cost = 0.0  # nothing to build
         results.append(
             LayoutResult(
