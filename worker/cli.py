@@ -20,6 +20,7 @@ from redis.exceptions import RedisError
 
 from worker import event_loop
 from worker.errors import SettingsError
+from worker.gc_tuning import tune_for_worker
 from worker.logs import configure_logging
 from worker.settings import ENV, Settings
 
@@ -217,6 +218,8 @@ def main(argv: Sequence[str] | None = None) -> int:
             return _dev(settings, stay=args.stay)
         if args.command == "publish":
             return _publish(settings, args.file)
+        if args.command == "run":
+            tune_for_worker()
         return event_loop.run(_dispatch(args, settings), settings.event_loop)
     except KeyboardInterrupt:
         return 130
