@@ -64,9 +64,7 @@ class _Call:
 def script_source(name: str) -> str:
     """A script as sent to Redis: the shared record functions, then the script."""
     lua = files("worker") / "lua"
-    return (lua / f"{PRELUDE}.lua").read_text(encoding="utf-8") + (lua / f"{name}.lua").read_text(
-        encoding="utf-8"
-    )
+    return "".join((lua / f"{part}.lua").read_text(encoding="utf-8") for part in (PRELUDE, name))
 
 
 @dataclass(frozen=True, slots=True)
