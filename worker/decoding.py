@@ -16,7 +16,6 @@ an unknown `type` apart from a malformed command.
 """
 
 import re
-from dataclasses import dataclass
 from typing import Any
 
 import msgspec
@@ -40,8 +39,7 @@ DUPLICATE_KEY = "duplicate key in an object: JSON parsers disagree on which valu
 UNREADABLE = "JSON that another parser reads differently"
 
 
-@dataclass(frozen=True, slots=True)
-class Ids:
+class Ids(msgspec.Struct, frozen=True, gc=False):
     """Whatever ids a rejected record carried, for the rejection event."""
 
     command_id: str | None = None
@@ -49,13 +47,11 @@ class Ids:
     session_id: str | None = None
 
 
-@dataclass(frozen=True, slots=True)
-class Decoded:
+class Decoded(msgspec.Struct, frozen=True, gc=False):
     command: Command
 
 
-@dataclass(frozen=True, slots=True)
-class Undecodable:
+class Undecodable(msgspec.Struct, frozen=True, gc=False):
     rejection: Rejection
     ids: Ids
 

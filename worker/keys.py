@@ -6,7 +6,8 @@ the expiry index is split into `BUCKETS` parts that sweepers can share.
 """
 
 import zlib
-from dataclasses import dataclass
+
+import msgspec
 
 from worker.constants import BUCKETS
 
@@ -15,8 +16,7 @@ def bucket_of(session_id: str) -> int:
     return zlib.crc32(session_id.encode()) % BUCKETS
 
 
-@dataclass(frozen=True, slots=True)
-class SessionKeys:
+class SessionKeys(msgspec.Struct, frozen=True, gc=False):
     live: str  # STRING: the snapshot (compressed, see snapshot_codec), TTL = expirationSeconds
     record: str  # STRING: version, owner, status, expiry, applied commandIds, and a copy of live
     #              kept past it until the expiry is announced (see session_record, lua/record.lua)

@@ -72,8 +72,7 @@ class Record(Protocol):
     def timestamp(self) -> int: ...
 
 
-@dataclass(frozen=True, slots=True)
-class Outcome:
+class Outcome(msgspec.Struct, frozen=True, gc=False):
     record: Record
     result: Result
     events: tuple[bytes, ...]  # to the events topic, in order; none for a duplicate
@@ -95,8 +94,7 @@ class Limits:
     tombstone_ttl_ms: int
 
 
-@dataclass(frozen=True, slots=True)
-class _Planned:
+class _Planned(msgspec.Struct, frozen=True, gc=False):
     index: int
     op: Op | None  # None: settled without Redis (a duplicate)
     outcome: Outcome

@@ -9,10 +9,10 @@ twice. Outbox entries are removed after their offsets are committed.
 
 import asyncio
 from collections.abc import Awaitable, Iterable, Sequence
-from dataclasses import dataclass, field
 from importlib.resources import files
 from typing import Literal, TypeVar
 
+import msgspec
 from redis.exceptions import (
     AskError,
     ClusterDownError,
@@ -52,8 +52,7 @@ _TRANSIENT = (
 )
 
 
-@dataclass(frozen=True, slots=True)
-class _Call:
+class _Call(msgspec.Struct, frozen=True, gc=False):
     """One script run: on a cluster it goes to the node of its keys (they share a hash tag)."""
 
     script: str  # a name of SCRIPTS
@@ -67,8 +66,7 @@ def script_source(name: str) -> str:
     return "".join((lua / f"{part}.lua").read_text(encoding="utf-8") for part in (PRELUDE, name))
 
 
-@dataclass(frozen=True, slots=True)
-class ReadRequest:
+class ReadRequest(msgspec.Struct, frozen=True, gc=False):
     """One session and the records of this batch that concern it."""
 
     session_id: str
@@ -76,8 +74,7 @@ class ReadRequest:
     command_ids: list[str]  # one per record, to find commands applied before
 
 
-@dataclass(frozen=True, slots=True)
-class StoredState:
+class StoredState(msgspec.Struct, frozen=True, gc=False):
     """One session as Redis had it when read."""
 
     version: int  # 0: never existed, or its tombstone is gone
@@ -90,8 +87,7 @@ class StoredState:
     replays: list[bytes | None]  # per asked record: the event recorded for it, if any
 
 
-@dataclass(frozen=True, slots=True)
-class Op:
+class Op(msgspec.Struct, frozen=True, gc=False):
     """A decided change (or a decided rejection) for one record of one session."""
 
     kind: OpKind
@@ -121,18 +117,15 @@ class Op:
         return head, self.event, stored
 
 
-@dataclass(frozen=True, slots=True)
-class Applied:
+class Applied(msgspec.Struct, frozen=True, gc=False):
     pass
 
 
-@dataclass(frozen=True, slots=True)
-class Replayed:
+class Replayed(msgspec.Struct, frozen=True, gc=False):
     event: bytes
 
 
-@dataclass(frozen=True, slots=True)
-class Stale:
+class Stale(msgspec.Struct, frozen=True, gc=False):
     version: int
     live: bool
 
@@ -140,8 +133,7 @@ class Stale:
 OpResult = Applied | Replayed | Stale
 
 
-@dataclass(frozen=True, slots=True)
-class ExpiredSession:
+class ExpiredSession(msgspec.Struct, frozen=True, gc=False):
     """A session whose TTL ran out, claimed for announcing."""
 
     session_id: str
@@ -151,10 +143,9 @@ class ExpiredSession:
     snapshot: bytes
 
 
-@dataclass(slots=True)
-class SessionOps:
+class SessionOps(msgspec.Struct, frozen=True, gc=False):
     session_id: str
-    ops: list[Op] = field(default_factory=list)
+    ops: list[Op]
 
 
 def outbox_field(partition: int, offset: int) -> str:

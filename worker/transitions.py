@@ -5,8 +5,6 @@ it forward within a batch), asks `decide`, and has Redis apply the answer only i
 still as it was seen.
 """
 
-from dataclasses import dataclass, field
-
 import msgspec
 
 from contracts.commands import Command, CreateSession, DeleteSession, UpdateSession
@@ -19,8 +17,7 @@ _session_decoder = msgspec.json.Decoder(Session)
 NOT_FOUND = Rejection("not_found", "session not found", "$.sessionId")
 
 
-@dataclass(frozen=True, slots=True)
-class SessionView:
+class SessionView(msgspec.Struct, frozen=True, gc=False):
     """A session as the next command will find it."""
 
     version: int = 0  # 0: Redis knows nothing of this session id
@@ -29,7 +26,7 @@ class SessionView:
     expires_ms: int | None = None
     # The TTL ran out and the expiry was not announced yet: the snapshot it will carry.
     expired_snapshot: bytes | None = None
-    applied: frozenset[str] = field(default_factory=frozenset)  # commandIds known applied
+    applied: frozenset[str] = frozenset()  # commandIds known applied
 
     @property
     def live(self) -> bool:
@@ -41,8 +38,7 @@ class SessionView:
         return _session_decoder.decode(self.snapshot)
 
 
-@dataclass(frozen=True, slots=True)
-class Put:
+class Put(msgspec.Struct, frozen=True, gc=False):
     """Store a new snapshot (create or update)."""
 
     event_type: str
@@ -54,26 +50,22 @@ class Put:
     announce_expiry: bool = False
 
 
-@dataclass(frozen=True, slots=True)
-class Delete:
+class Delete(msgspec.Struct, frozen=True, gc=False):
     event_type = "session.deleted"
     version: int
 
 
-@dataclass(frozen=True, slots=True)
-class Unchanged:
+class Unchanged(msgspec.Struct, frozen=True, gc=False):
     """Accepted without a change (a no-op update of a completed session)."""
 
     event_type = "session.updated"
 
 
-@dataclass(frozen=True, slots=True)
-class Reject:
+class Reject(msgspec.Struct, frozen=True, gc=False):
     rejection: Rejection
 
 
-@dataclass(frozen=True, slots=True)
-class Duplicate:
+class Duplicate(msgspec.Struct, frozen=True, gc=False):
     """The commandId was applied to this session before: nothing changes, nothing new is said."""
 
 
