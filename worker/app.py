@@ -45,6 +45,7 @@ class Worker:
         self._stop = asyncio.Event()
         self._stopped = False
         self._redis: RedisClient | None = None
+        self._store_redis: RedisClient | None = None
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self.loop: CommandLoop | None = None
@@ -61,7 +62,9 @@ class Worker:
         if self._http is not None:
             await self._http.start()
         self._redis = connect_redis(s)  # one server, or a Redis Cluster (SW_REDIS_CLUSTER)
-        store = SessionStore(self._redis, KeySpace(s.key_prefix), s.outbox_ttl_ms)
+        # The store's own connections: it bounds each round trip itself, not each reply.
+        self._store_redis = connect_redis(s, socket_timeouts=False)
+        store = SessionStore(self._store_redis, KeySpace(s.key_prefix), s.outbox_ttl_ms)
         self._producer = AIOKafkaProducer(**s.to_producer_params())
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(**s.to_consumer_params())
@@ -213,8 +216,9 @@ class Worker:
                 log.warning("outbox clean-up at stop failed", error=str(exc))
         if self._producer is not None:
             await self._producer.stop()
-        if self._redis is not None:
-            await self._redis.aclose()
+        for client in (self._store_redis, self._redis):
+            if client is not None:
+                await client.aclose()
         if self._http is not None:
             await self._http.stop()
         log.info("worker stopped")

@@ -27,7 +27,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 
 from worker.errors import StoreUnavailableError
 from worker.keys import KeySpace, SessionKeys
-from worker.redis_client import RedisClient
+from worker.redis_client import REDIS_TIMEOUT_S, RedisClient
 from worker.snapshot_codec import pack_snapshot, unpack_snapshot
 
 OpKind = Literal["put", "delete", "keep"]  # keep: record the answer, change no state
@@ -39,6 +39,7 @@ Arg = bytes | str | int
 # RETRY_PAUSE_S, doubling, when a node was unreachable (a stale connection, a failover).
 RUN_ROUNDS = 4
 RETRY_PAUSE_S = 0.05
+ROUND_TRIP_TIMEOUT_S = REDIS_TIMEOUT_S  # a whole pipeline's replies, not each one
 # Replies that mean "not run, or not known to have run; try again soon" rather than a fault.
 _TRANSIENT = (
     RedisConnectionError,
@@ -342,8 +343,17 @@ class SessionStore:
 
     @staticmethod
     async def _guard(awaitable: Awaitable[T]) -> T:
+        """One deadline per round trip (its client may have none per reply, see
+        `connect_redis`): a Redis that stops answering fails the batch, to be retried. A
+        round trip cut short closes its connection (redis-py does on any interruption), so no
+        late reply is read as another's."""
         try:
-            return await awaitable
+            async with asyncio.timeout(ROUND_TRIP_TIMEOUT_S):
+                return await awaitable
+        except TimeoutError as exc:
+            raise StoreUnavailableError(
+                f"Redis: no answer within {ROUND_TRIP_TIMEOUT_S} s"
+            ) from exc
         except (RedisError, OSError) as exc:
             raise StoreUnavailableError(f"Redis: {exc}") from exc
 
