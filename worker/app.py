@@ -73,6 +73,7 @@ class Worker:
             store,
             Limits(s.max_record_bytes, s.expired_retention_ms, s.tombstone_ttl_ms),
             self._clock,
+            cache_size=s.session_cache_size,
         )
         publisher = EventPublisher(self._producer, s.events_topic, s.dead_letter_topic)
         self.loop = CommandLoop(

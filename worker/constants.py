@@ -10,6 +10,10 @@ MAX_RECORD_BYTES = (
 )
 BATCH_MAX_RECORDS = 500  # enough to amortise round trips; small enough to drain within a rebalance
 POLL_TIMEOUT_MS = 200  # how long getmany waits for records before the loop checks for stop
+# Sessions each replica remembers after changing them, so that their next command is decided
+# without a read (~0.7 KB each with a typical snapshot, compressed: ~14 MB). A guess only:
+# Redis checks every operation decided on it.
+SESSION_CACHE_SIZE = 20_000
 # A batch taking longer than this gets the worker thrown out of the group (Kafka's default, 5 min);
 # batches shrink after that happens, so it happens once.
 MAX_POLL_INTERVAL_MS = 300_000

@@ -1,9 +1,11 @@
 """Turns a batch of command records into outcomes: decide in Python, apply in Redis, in order.
 
 One batch costs one Redis round trip in the common case: creates are applied blind (guarded on
-"no such session"), and only sessions touched by an update or delete, or whose guard failed, are
-read first. Commands of one session are decided in partition order, each on the state the
-previous one leaves, and Redis applies them in that order or not at all.
+"no such session"), sessions this worker changed recently are decided on what it remembers of
+them (a bounded cache, guarded the same way), and only the other sessions touched by an update
+or delete, or whose guard failed, are read first. Commands of one session are decided in
+partition order, each on the state the previous one leaves, and Redis applies them in that
+order or not at all.
 """
 
 from collections.abc import Callable, Sequence
@@ -14,6 +16,7 @@ import msgspec
 
 from contracts.commands import Command, CreateSession
 from contracts.events import CommandRejected
+from worker.constants import SESSION_CACHE_SIZE
 from worker.decoding import Decoded, Undecodable, decode_record
 from worker.errors import ConcurrentChangeError, Rejection
 from worker.eventing import (
@@ -24,6 +27,7 @@ from worker.eventing import (
     rejection_event_id,
     session_event,
 )
+from worker.snapshot_codec import pack_snapshot, unpack_snapshot
 from worker.store import (
     Applied,
     Op,
@@ -100,11 +104,44 @@ class _Planned(msgspec.Struct, frozen=True, gc=False):
     outcome: Outcome
 
 
+class _Known(msgspec.Struct, frozen=True, gc=False):
+    """What the processor remembers of a session it changed or read: enough to decide the
+    next command without reading Redis. A guess: Redis checks every operation decided on it
+    (version, live record, and whether its commandId was applied before)."""
+
+    version: int
+    org_id: str | None
+    expires_ms: int | None
+    stored: bytes | None  # the live snapshot as stored (compressed); None: no live session
+
+    def view(self) -> SessionView:
+        return SessionView(
+            version=self.version,
+            snapshot=None if self.stored is None else unpack_snapshot(self.stored),
+            org_id=self.org_id,
+            expires_ms=self.expires_ms,
+            applied_known=False,
+            stored=self.stored,
+        )
+
+
 class BatchProcessor:
-    def __init__(self, store: SessionStore, limits: Limits, clock: Callable[[], int]) -> None:
+    def __init__(
+        self,
+        store: SessionStore,
+        limits: Limits,
+        clock: Callable[[], int],
+        *,
+        cache_size: int = SESSION_CACHE_SIZE,
+    ) -> None:
         self._store = store
         self._limits = limits
         self._clock = clock
+        # Sessions by id, least recently changed first; at most `cache_size` (0: none).
+        self._known: dict[str, _Known] = {}
+        self._cache_size = cache_size
+        self.cache_hits = 0  # sessions decided on the cache instead of a read
+        self.cache_stale = 0  # of those, guesses Redis refused (then read and decided again)
 
     async def process(self, records: Sequence[Record]) -> list[Outcome]:
         """Outcomes in the order of `records`; Redis holds every change before this returns."""
@@ -124,14 +161,14 @@ class BatchProcessor:
         for attempt in range(MAX_ATTEMPTS):
             if not todo:
                 break
-            views = await self._views(records, commands, todo, outcomes, blind=attempt == 0)
+            views = await self._views(records, commands, todo, outcomes, guess=attempt == 0)
             plans = {
                 sid: self._plan(records, commands, indices, views[sid], outcomes, now)
                 for sid, indices in todo.items()
             }
             groups = [
                 SessionOps(sid, [p.op for p in plan if p.op is not None])
-                for sid, plan in plans.items()
+                for sid, (plan, _) in plans.items()
                 if any(p.op is not None for p in plan)
             ]
             results = dict(
@@ -142,10 +179,17 @@ class BatchProcessor:
                 )
             )
             todo = {}
-            for sid, plan in plans.items():
-                rest = _settle(plan, results.get(sid, []), records, commands, outcomes)
+            for sid, (plan, final) in plans.items():
+                result = results.get(sid, [])
+                rest = _settle(plan, result, records, commands, outcomes)
                 if rest:
                     todo[sid] = rest
+                    if not views[sid].applied_known:
+                        self.cache_stale += 1
+                if rest or any(not isinstance(r, Applied) for r in result):
+                    self._known.pop(sid, None)  # Redis holds something else: read it next time
+                else:
+                    self._remember(sid, final)
         if todo:
             raise ConcurrentChangeError(f"{len(todo)} sessions kept changing during the batch")
         return [o for o in outcomes if o is not None]
@@ -157,13 +201,18 @@ class BatchProcessor:
         todo: dict[str, list[int]],
         outcomes: list[Outcome | None],
         *,
-        blind: bool,
+        guess: bool,
     ) -> dict[str, SessionView]:
-        """The state each session's next command finds; replays found on the way are settled."""
+        """The state each session's next command finds; replays found on the way are settled.
+        With `guess`, sessions are read only when neither the cache nor a create answers."""
         views: dict[str, SessionView] = {}
         requests: list[ReadRequest] = []
         for sid, indices in todo.items():
-            if blind and isinstance(commands[indices[0]], CreateSession):
+            known = self._known.get(sid) if guess else None
+            if known is not None:
+                views[sid] = known.view()
+                self.cache_hits += 1
+            elif guess and isinstance(commands[indices[0]], CreateSession):
                 # Most sessions start in this batch: guess "new" and let Redis' guard check it.
                 views[sid] = SessionView()
             else:
@@ -182,6 +231,7 @@ class BatchProcessor:
                 expires_ms=state.expires_ms,
                 expired_snapshot=state.expired_snapshot,
                 applied=state.applied,
+                stored=state.stored,
             )
             remaining = []
             for i, replay in zip(todo[request.session_id], state.replays, strict=True):
@@ -200,24 +250,37 @@ class BatchProcessor:
         view: SessionView,
         outcomes: list[Outcome | None],
         now: int,
-    ) -> list[_Planned]:
+    ) -> tuple[list[_Planned], SessionView]:
+        """The session's operations, and the view they leave once all are applied."""
         plan = []
         for i in indices:
             if outcomes[i] is not None:
                 continue  # settled as a replay while reading
             command = commands[i]
             decision = decide(command, view, now)
-            op, outcome, snapshot = self._op(records[i], command, view, decision, now)
+            op, outcome, snapshot, stored = self._op(records[i], command, view, decision, now)
             plan.append(_Planned(i, op, outcome))
-            view = after(view, command, decision, snapshot)
-        return plan
+            view = after(view, command, decision, snapshot, stored)
+        return plan, view
+
+    def _remember(self, session_id: str, view: SessionView) -> None:
+        """Keeps what Redis now holds of a session, as the most recent entry."""
+        self._known.pop(session_id, None)
+        if self._cache_size <= 0 or view.version == 0 or view.expired_snapshot is not None:
+            return  # nothing worth keeping, or an unannounced expiry (read it next time)
+        if view.live and view.stored is None:
+            return
+        self._known[session_id] = _Known(view.version, view.org_id, view.expires_ms, view.stored)
+        if len(self._known) > self._cache_size:
+            del self._known[next(iter(self._known))]
 
     def _op(
         self, record: Record, command: Command, view: SessionView, decision: Decision, now: int
-    ) -> tuple[Op | None, Outcome, bytes]:
+    ) -> tuple[Op | None, Outcome, bytes, bytes]:
         """The guarded Redis step for a decision, the outcome it will have, and the snapshot
-        the session's next command sees."""
+        the session's next command sees (and its stored form)."""
         sid, cid, org = command.session_id, command.command_id, command.org_id
+        check = not view.applied_known
         field = outbox_field(record.partition, record.offset)
         transition_id = command_event_id(sid, cid)
 
@@ -248,6 +311,7 @@ class BatchProcessor:
         match decision:
             case Put():
                 snapshot = encode_snapshot(decision.session)
+                stored = pack_snapshot(snapshot)  # once, for the live record and its copy
                 events: tuple[bytes, ...] = (
                     transition(decision.event_type, decision.version, snapshot),
                 )
@@ -264,26 +328,31 @@ class BatchProcessor:
                     )
                     events = (expired, *events)
                 op = Op(
-                    "put", field, view.version, view.live, _joined(events), snapshot,
+                    "put", field, view.version, view.live, _joined(events), stored,
                     decision.expires_ms, decision.version, org, decision.session.status,
-                    cid, decision.expires_ms + self._limits.expired_retention_ms,
+                    cid, decision.expires_ms + self._limits.expired_retention_ms, check,
                 )  # fmt: skip
                 done = outcome("applied", events, decision.event_type, transition_id)
-                return op, done, snapshot
+                return op, done, snapshot, stored
             case Delete():
                 assert view.snapshot is not None  # noqa: S101 - only a live session is deleted
                 events = (transition(decision.event_type, decision.version, view.snapshot),)
                 op = Op(
                     "delete", field, view.version, True, events[0],
                     new_version=decision.version, command_id=cid,
-                    record_expire_at_ms=now + self._limits.tombstone_ttl_ms,
+                    record_expire_at_ms=now + self._limits.tombstone_ttl_ms, check_applied=check,
                 )  # fmt: skip
-                return op, outcome("applied", events, decision.event_type, transition_id), b""
+                done = outcome("applied", events, decision.event_type, transition_id)
+                return op, done, b"", b""
             case Unchanged():
                 assert view.snapshot is not None  # noqa: S101 - only a live session is unchanged
                 events = (transition(decision.event_type, view.version, view.snapshot),)
-                op = Op("keep", field, view.version, True, events[0])
-                return op, outcome("applied", events, decision.event_type, transition_id), b""
+                op = Op(
+                    "keep", field, view.version, True, events[0], command_id=cid,
+                    check_applied=check,
+                )  # fmt: skip
+                done = outcome("applied", events, decision.event_type, transition_id)
+                return op, done, b"", b""
             case Reject():
                 rejection_id = rejection_event_id(record.topic, record.partition, record.offset)
                 event = rejection_event(
@@ -294,13 +363,16 @@ class BatchProcessor:
                     org_id=org,
                     session_id=sid,
                 )
-                op = Op("keep", field, view.version, view.live, event)
+                op = Op(
+                    "keep", field, view.version, view.live, event, command_id=cid,
+                    check_applied=check,
+                )  # fmt: skip
                 rejected = outcome(
                     "rejected", (event,), "command.rejected", rejection_id, decision.rejection
                 )
-                return op, rejected, b""
+                return op, rejected, b"", b""
             case Duplicate():
-                return None, outcome("duplicate", ()), b""
+                return None, outcome("duplicate", ()), b"", b""
 
 
 def _joined(events: tuple[bytes, ...]) -> bytes:

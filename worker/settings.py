@@ -28,6 +28,7 @@ class Settings:
     max_record_bytes: int = constants.MAX_RECORD_BYTES
     batch_max_records: int = constants.BATCH_MAX_RECORDS
     poll_timeout_ms: int = constants.POLL_TIMEOUT_MS
+    session_cache_size: int = constants.SESSION_CACHE_SIZE  # 0 turns the cache off
     max_poll_interval_ms: int = constants.MAX_POLL_INTERVAL_MS
     session_timeout_ms: int = constants.SESSION_TIMEOUT_MS
     shutdown_grace_s: float = constants.SHUTDOWN_GRACE_S
@@ -174,6 +175,8 @@ def _check(s: Settings) -> None:
     for name in positive:
         if getattr(s, name) <= 0:
             fail(name, "must be greater than 0")
+    if s.session_cache_size < 0:
+        fail("session_cache_size", "must be 0 (no cache) or more")
     for name in ("shutdown_grace_s", "liveness_timeout_s", "sample_interval_s"):
         if getattr(s, name) <= 0:
             fail(name, "must be greater than 0")

@@ -28,7 +28,7 @@ from redis.exceptions import TimeoutError as RedisTimeoutError
 from worker.errors import StoreUnavailableError
 from worker.keys import KeySpace, SessionKeys
 from worker.redis_client import REDIS_TIMEOUT_S, RedisClient
-from worker.snapshot_codec import pack_snapshot, unpack_snapshot
+from worker.snapshot_codec import unpack_snapshot
 
 OpKind = Literal["put", "delete", "keep"]  # keep: record the answer, change no state
 T = TypeVar("T")
@@ -83,6 +83,7 @@ class StoredState(msgspec.Struct, frozen=True, gc=False):
     org_id: str | None
     expires_ms: int | None
     status: str | None  # active | completed | deleted | expired; None: nothing known
+    stored: bytes | None  # the live record as stored (compressed), for the processor's cache
     expired_snapshot: bytes | None  # TTL ran out, expiry not announced yet: its last snapshot
     applied: frozenset[str]  # those of the asked commandIds applied to this session before
     replays: list[bytes | None]  # per asked record: the event recorded for it, if any
@@ -96,26 +97,28 @@ class Op(msgspec.Struct, frozen=True, gc=False):
     expected_version: int
     expected_live: bool
     event: bytes
-    snapshot: bytes = b""
+    stored: bytes = b""  # put: the snapshot as stored (compressed once, see pack_snapshot)
     expires_ms: int = 0
     new_version: int = 0
     org_id: str = ""
     status: str = ""
-    command_id: str = ""  # kept in the record as applied
+    command_id: str = ""  # kept in the record as applied (put and delete)
     record_expire_at_ms: int = 0
+    # Decided on a view that did not know the session's applied commandIds (the processor's
+    # cache): the script treats the operation as stale if `command_id` was applied before.
+    check_applied: bool = False
 
     def packed(self) -> tuple[str, bytes, bytes]:
         """The script's three arguments for this operation: the small fields in one string
-        (ids are printable ASCII without \\x1f), the event, the stored (compressed) snapshot.
-        redis-py encodes every argument on its own in Python: 3 per operation instead of 12.
-        The snapshot is compressed once, for the live record and its copy alike."""
+        (ids are printable ASCII without \\x1f), the event, the stored snapshot.
+        redis-py encodes every argument on its own in Python: 3 per operation instead of 13."""
         head = (
             f"{self.kind}\x1f{self.outbox_field}\x1f{self.expected_version}\x1f"
             f"{int(self.expected_live)}\x1f{self.expires_ms}\x1f{self.new_version}\x1f"
             f"{self.org_id}\x1f{self.status}\x1f{self.command_id}\x1f{self.record_expire_at_ms}"
+            f"\x1f{int(self.check_applied)}"
         )
-        stored = pack_snapshot(self.snapshot) if self.kind == "put" else b""
-        return head, self.event, stored
+        return head, self.event, self.stored
 
 
 class Applied(msgspec.Struct, frozen=True, gc=False):
@@ -391,6 +394,7 @@ def _state(reply: object, request: ReadRequest) -> StoredState:
         org_id=_text(org),
         expires_ms=int(expires) if isinstance(expires, bytes) else None,
         status=_text(status),
+        stored=live if isinstance(live, bytes) else None,
         expired_snapshot=unpack_snapshot(expired) if isinstance(expired, bytes) else None,
         applied=frozenset(
             c for c, m in zip(request.command_ids, _items(marks), strict=True) if m is not None

@@ -27,6 +27,10 @@ class SessionView(msgspec.Struct, frozen=True, gc=False):
     # The TTL ran out and the expiry was not announced yet: the snapshot it will carry.
     expired_snapshot: bytes | None = None
     applied: frozenset[str] = frozenset()  # commandIds known applied
+    # False for a view from the processor's cache, which keeps no commandIds: Redis then
+    # checks each operation's commandId itself (see Op.check_applied).
+    applied_known: bool = True
+    stored: bytes | None = None  # `snapshot` as stored in Redis (compressed), when known
 
     @property
     def live(self) -> bool:
@@ -110,7 +114,9 @@ def decide(command: Command, view: SessionView, now_ms: int) -> Decision:
 NOT_FOUND_DECISION = Reject(NOT_FOUND)
 
 
-def after(view: SessionView, command: Command, decision: Decision, snapshot: bytes) -> SessionView:
+def after(
+    view: SessionView, command: Command, decision: Decision, snapshot: bytes, stored: bytes
+) -> SessionView:
     """The view the next command of the same session finds once `decision` is applied."""
     match decision:
         case Put():
@@ -120,12 +126,15 @@ def after(view: SessionView, command: Command, decision: Decision, snapshot: byt
                 org_id=command.org_id,
                 expires_ms=decision.expires_ms,
                 applied=view.applied | {command.command_id},
+                applied_known=view.applied_known,
+                stored=stored,
             )
         case Delete():
             return SessionView(
                 version=decision.version,
                 org_id=view.org_id,
                 applied=view.applied | {command.command_id},
+                applied_known=view.applied_known,
             )
         case _:
             return view

@@ -57,8 +57,8 @@ async def test_a_session_kept_in_a_meta_hash_is_read_then_moved_into_one_record(
 
     renamed = _snapshot(sid, "After")
     op = Op(
-        "put", "0:11", 2, True, b"event", renamed, expires + 1000, 3, "org-1", "active",
-        "cmd-9", expires + 1000 + DAY_MS,
+        "put", "0:11", 2, True, b"event", pack_snapshot(renamed), expires + 1000, 3, "org-1",
+        "active", "cmd-9", expires + 1000 + DAY_MS,
     )  # fmt: skip
     assert await store.apply([_group(sid, op)]) == [[Applied()]]
 

@@ -7,8 +7,10 @@
 -- KEYS: live, record, outbox, index, then the older layout's meta and archive (see record.lua).
 -- ARGV[1]: outbox TTL (ms); ARGV[2]: session id (index member); then 3 per operation:
 --   the small fields joined by \31 (kind, outbox field, expected version, expected live (0/1),
---   expires at (ms), new version, owner, status, commandId, record expire-at (ms)), the event,
---   the stored (compressed) snapshot, written to the live record and kept in the record.
+--   expires at (ms), new version, owner, status, commandId, record expire-at (ms), check
+--   applied (0/1)), the event, the stored (compressed) snapshot, written to the live record and
+--   kept in the record. "check applied": decided without knowing the session's applied
+--   commandIds (a cached view), so a commandId applied before makes the operation stale.
 -- Returns one entry per operation run: 1 applied, {2, event} replayed, {0, version, live} stale.
 -- kind: 'put' (create or update), 'delete', or 'keep'.
 local live, record, outbox, index, meta, archive = KEYS[1], KEYS[2], KEYS[3], KEYS[4], KEYS[5], KEYS[6]
@@ -39,7 +41,8 @@ for i = 3, #ARGV, 3 do
   end
   local version = rec and rec.v or 0
   local has_live = redis.call('EXISTS', live)
-  if version ~= tonumber(f[3]) or has_live ~= tonumber(f[4]) then
+  if version ~= tonumber(f[3]) or has_live ~= tonumber(f[4])
+      or (f[11] == '1' and rec and has_mark(rec, f[9])) then
     results[#results + 1] = {0, version, has_live}
     save()
     return results
