@@ -67,14 +67,21 @@ async def _version(store: SessionStore, sid: str) -> int:
     return state.version
 
 
+async def _created(
+    client: aioredis.Redis, cache_size: int = 20_000
+) -> tuple[_CountingStore, BatchProcessor, str]:
+    """A store, a processor that has just created a session, and the session's id."""
+    store = _store(client)
+    processor = BatchProcessor(store, LIMITS, now_ms, cache_size=cache_size)
+    create = create_command()
+    await processor.process(_records(create))
+    return store, processor, create["sessionId"]
+
+
 async def test_a_session_changed_before_is_decided_without_a_read(
     redis_client: aioredis.Redis,
 ) -> None:
-    store = _store(redis_client)
-    processor = BatchProcessor(store, LIMITS, now_ms)
-    create = create_command()
-    sid = create["sessionId"]
-    await processor.process(_records(create))
+    store, processor, sid = await _created(redis_client)
 
     (renamed,) = await processor.process(_records(update_command(sid, name="Renamed")))
     (deleted,) = await processor.process(_records(delete_command(sid)))
@@ -91,12 +98,8 @@ async def test_a_session_changed_before_is_decided_without_a_read(
 async def test_a_session_changed_by_another_replica_is_read_and_decided_again(
     redis_client: aioredis.Redis,
 ) -> None:
-    mine, theirs = _store(redis_client), _store(redis_client)
-    processor = BatchProcessor(mine, LIMITS, now_ms)
-    other = BatchProcessor(theirs, LIMITS, now_ms)  # the partition's owner for a while
-    create = create_command()
-    sid = create["sessionId"]
-    await processor.process(_records(create))
+    mine, processor, sid = await _created(redis_client)
+    other = BatchProcessor(_store(redis_client), LIMITS, now_ms)  # the owner for a while
     await other.process(_records(update_command(sid, name="Elsewhere")))
 
     (outcome,) = await processor.process(_records(update_command(sid, status="completed")))
@@ -112,12 +115,8 @@ async def test_a_session_changed_by_another_replica_is_read_and_decided_again(
 async def test_a_command_applied_before_is_a_duplicate_though_the_cache_keeps_no_ids(
     redis_client: aioredis.Redis,
 ) -> None:
-    store = _store(redis_client)
-    processor = BatchProcessor(store, LIMITS, now_ms)
-    create = create_command()
-    sid = create["sessionId"]
+    store, processor, sid = await _created(redis_client)
     update = update_command(sid, name="Once")
-    await processor.process(_records(create))
     await processor.process(_records(update))
 
     # The same command again at a new offset (an upstream retry): same version, same live
@@ -149,11 +148,7 @@ async def test_the_cache_keeps_the_most_recent_sessions_up_to_its_size(
 
 
 async def test_size_0_reads_every_session_as_before(redis_client: aioredis.Redis) -> None:
-    store = _store(redis_client)
-    processor = BatchProcessor(store, LIMITS, now_ms, cache_size=0)
-    create = create_command()
-    sid = create["sessionId"]
-    await processor.process(_records(create))
+    store, processor, sid = await _created(redis_client, cache_size=0)
     (outcome,) = await processor.process(_records(update_command(sid, name="Read")))
     assert outcome.result == "applied"
     assert store.reads == [sid]
@@ -165,11 +160,7 @@ async def test_a_deleted_session_is_created_again_without_a_refused_guess(
 ) -> None:
     # Without the cache a create guesses "never existed" (version 0), which a tombstone
     # refuses; the cache knows the tombstone's version.
-    store = _store(redis_client)
-    processor = BatchProcessor(store, LIMITS, now_ms)
-    create = create_command()
-    sid = create["sessionId"]
-    await processor.process(_records(create))
+    store, processor, sid = await _created(redis_client)
     await processor.process(_records(delete_command(sid)))
 
     (again,) = await processor.process(_records(create_command(sid, name="Again")))
