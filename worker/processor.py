@@ -268,11 +268,12 @@ class BatchProcessor:
 
     def _remember(self, session_id: str, view: SessionView) -> None:
         """Keeps what Redis now holds of a session, as the most recent entry."""
-        if self._cache_size <= 0 or view.version == 0 or view.expired_snapshot is not None:
-            # Nothing worth keeping, or an unannounced expiry: read it next time.
-            self._known.pop(session_id, None)
-            return
-        if view.live and view.stored is None:
+        if (
+            self._cache_size <= 0
+            or view.version == 0  # nothing worth keeping
+            or view.expired_snapshot is not None  # an unannounced expiry: read it next time
+            or (view.live and view.stored is None)  # no stored form to keep
+        ):
             self._known.pop(session_id, None)
             return
         self._known[session_id] = _Known(view.version, view.org_id, view.expires_ms, view.stored)

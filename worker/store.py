@@ -8,7 +8,7 @@ twice. Outbox entries are removed after their offsets are committed.
 """
 
 import asyncio
-from collections.abc import Awaitable, Iterable, Sequence
+from collections.abc import Awaitable, Callable, Iterable, Sequence
 from importlib.resources import files
 from typing import Literal, TypeVar
 
@@ -188,58 +188,70 @@ class SessionStore:
         except RedisError as exc:
             raise StoreUnavailableError(f"Redis: {exc}") from exc
 
-    def _runs(self, session_ids: Sequence[str]) -> list[list[int]]:
-        """Positions of the sessions, grouped into script runs of up to SESSIONS_PER_RUN; on a
-        cluster, by hash tag as well (a run's keys must be in one slot)."""
+    async def _per_session(
+        self,
+        script: str,
+        session_ids: Sequence[str],
+        head: Sequence[Arg],
+        part: Callable[[int], tuple[Sequence[str], Sequence[Arg]]],
+    ) -> list[object]:
+        """Runs `script` over the sessions, up to SESSIONS_PER_RUN per run (on a cluster,
+        grouped by hash tag as well: a run's keys must be in one slot), all runs in one round
+        trip. A run's arguments are `head`, then each session's; `part(i)` gives the keys and
+        arguments of the i-th session. Returns each session's reply, in the order given."""
         runs: dict[int, list[list[int]]] = {}
         for i, sid in enumerate(session_ids):
             chunks = runs.setdefault(bucket_of(sid) if self._cluster else 0, [[]])
             if len(chunks[-1]) == SESSIONS_PER_RUN:
                 chunks.append([])
             chunks[-1].append(i)
-        return [run for chunks in runs.values() for run in chunks]
+        positions = [run for chunks in runs.values() for run in chunks]
+        calls = []
+        for run in positions:
+            keys: list[str] = []
+            args: list[Arg] = list(head)
+            for i in run:
+                session_keys, session_args = part(i)
+                keys += session_keys
+                args += session_args
+            calls.append(_Call(script, keys, args))
+        replies: list[object] = [None] * len(session_ids)
+        for run, reply in zip(positions, await self._run(calls), strict=True):
+            for i, item in zip(run, _items(reply), strict=True):
+                replies[i] = item
+        return replies
 
     async def read(self, requests: Sequence[ReadRequest]) -> list[StoredState]:
         """The state of each requested session, all in one round trip."""
         if not requests:
             return []
-        runs = self._runs([r.session_id for r in requests])
-        calls = []
-        for run in runs:
-            keys: list[str] = []
-            args: list[Arg] = []
-            for i in run:
-                req, k = requests[i], self._keys.session(requests[i].session_id)
-                keys += (k.live, k.record, k.outbox, k.meta, k.archive)
-                args += (len(req.outbox_fields), *req.outbox_fields, *req.command_ids)
-            calls.append(_Call("read", keys, args))
-        states: dict[int, StoredState] = {}
-        for run, reply in zip(runs, await self._run(calls), strict=True):
-            for i, item in zip(run, _items(reply), strict=True):
-                states[i] = _state(item, requests[i])
-        return [states[i] for i in range(len(requests))]
+
+        def part(i: int) -> tuple[Sequence[str], Sequence[Arg]]:
+            req, k = requests[i], self._keys.session(requests[i].session_id)
+            return (
+                (k.live, k.record, k.outbox, k.meta, k.archive),
+                (len(req.outbox_fields), *req.outbox_fields, *req.command_ids),
+            )
+
+        replies = await self._per_session("read", [r.session_id for r in requests], (), part)
+        return [_state(reply, req) for reply, req in zip(replies, requests, strict=True)]
 
     async def apply(self, groups: Sequence[SessionOps]) -> list[list[OpResult]]:
         """Runs each session's operations in order, all sessions in one round trip."""
         if not groups:
             return []
-        runs = self._runs([g.session_id for g in groups])
-        calls = []
-        for run in runs:
-            keys: list[str] = []
-            args: list[Arg] = [self._outbox_ttl_ms]
-            for i in run:
-                group, k = groups[i], self._keys.session(groups[i].session_id)
-                keys += (k.live, k.record, k.outbox, k.index, k.meta, k.archive)
-                args += (group.session_id, len(group.ops))
-                for op in group.ops:
-                    args += op.packed()
-            calls.append(_Call("apply", keys, args))
-        results: dict[int, list[OpResult]] = {}
-        for run, reply in zip(runs, await self._run(calls), strict=True):
-            for i, items in zip(run, _items(reply), strict=True):
-                results[i] = [_result(item) for item in _items(items)]
-        return [results[i] for i in range(len(groups))]
+
+        def part(i: int) -> tuple[Sequence[str], Sequence[Arg]]:
+            group, k = groups[i], self._keys.session(groups[i].session_id)
+            return (
+                (k.live, k.record, k.outbox, k.index, k.meta, k.archive),
+                (group.session_id, len(group.ops), *[a for op in group.ops for a in op.packed()]),
+            )
+
+        replies = await self._per_session(
+            "apply", [g.session_id for g in groups], (self._outbox_ttl_ms,), part
+        )
+        return [[_result(item) for item in _items(reply)] for reply in replies]
 
     async def claim_expired(
         self, buckets: Sequence[int], now_ms: int, limit: int, lease_ms: int

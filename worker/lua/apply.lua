@@ -17,13 +17,6 @@
 -- Returns per session one entry per operation run: 1 applied, {2, event} replayed,
 -- {0, version, live} stale. kind: 'put' (create or update), 'delete', or 'keep'.
 local outbox_ttl = ARGV[1]
-local function fields(head)
-  local out = {}
-  for part in (head .. '\31'):gmatch('([^\31]*)\31') do
-    out[#out + 1] = part
-  end
-  return out
-end
 
 local function apply_session(k, member, first, last)
   local live, record, outbox, index = KEYS[k], KEYS[k + 1], KEYS[k + 2], KEYS[k + 3]
@@ -37,7 +30,7 @@ local function apply_session(k, member, first, last)
   end
   local results = {}
   for i = first, last, 3 do
-    local f = fields(ARGV[i])
+    local f = split_fields(ARGV[i])
     local kind, field, event, snapshot = f[1], f[2], ARGV[i + 1], ARGV[i + 2]
     local prior = redis.call('HGET', outbox, field)
     if prior then
@@ -55,7 +48,7 @@ local function apply_session(k, member, first, last)
     end
     local expires_ms = f[5]
     if kind ~= 'keep' then
-      rec = rec or {v = 0, o = '', st = '', x = '', marks = '', copy = ''}
+      rec = rec or new_record()
       rec.v = tonumber(f[6])
       add_mark(rec, f[9])
       save_at = f[10]

@@ -17,10 +17,7 @@ local function read_session(k, a, n)
     outbox_fields[i] = ARGV[a + i]
   end
   local live = redis.call('GET', KEYS[k])
-  local rec = read_record(KEYS[k + 1], KEYS[k + 3], KEYS[k + 4])
-  if not rec then
-    rec = {v = 0, o = '', st = '', x = '', marks = '', copy = ''}
-  end
+  local rec = read_record(KEYS[k + 1], KEYS[k + 3], KEYS[k + 4]) or new_record()
   local expired = false
   if not live and (rec.st == 'active' or rec.st == 'completed') and rec.copy ~= '' then
     expired = rec.copy

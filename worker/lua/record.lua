@@ -8,14 +8,23 @@
 -- Workers before this layout kept the same in a HASH `m:<id>` (v, o, st, x, c:<commandId>, and
 -- 0.1's plain copy `a`) plus a STRING `a:<id>`: read_record reads those when there is no record,
 -- and write_record removes them once the record replaces them.
+local function split_fields(text)  -- by \31, empty fields kept
+  local out = {}
+  for part in (text .. '\31'):gmatch('([^\31]*)\31') do
+    out[#out + 1] = part
+  end
+  return out
+end
+
+local function new_record()  -- what a session never seen before starts from
+  return {v = 0, o = '', st = '', x = '', marks = '', copy = ''}
+end
+
 local function read_record(record_key, meta_key, archive_key)
   local raw = redis.call('GET', record_key)
   if raw then
     local sep = string.find(raw, '\30', 1, true)
-    local f = {}
-    for part in (string.sub(raw, 1, sep - 1) .. '\31'):gmatch('([^\31]*)\31') do
-      f[#f + 1] = part
-    end
+    local f = split_fields(string.sub(raw, 1, sep - 1))
     return {v = tonumber(f[1]), o = f[2], st = f[3], x = f[4], marks = f[5],
             copy = string.sub(raw, sep + 1)}
   end
@@ -23,7 +32,8 @@ local function read_record(record_key, meta_key, archive_key)
   if #h == 0 then
     return nil
   end
-  local rec = {v = 0, o = '', st = '', x = '', copy = '', legacy = true}
+  local rec = new_record()
+  rec.legacy = true
   local marks = {}
   for i = 1, #h, 2 do
     local k, value = h[i], h[i + 1]
