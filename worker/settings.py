@@ -92,6 +92,7 @@ class Settings:
             "enable_idempotence": True,  # broker drops retried duplicates, keeps order
             "acks": "all",
             "linger_ms": 0,  # send at once; records still batch while a request is in flight
+            "max_batch_size": min(constants.PRODUCER_BATCH_BYTES, self.max_record_bytes),
             "max_request_size": max(self.max_record_bytes * 2, 1024 * 1024),
         }
 
