@@ -8,6 +8,7 @@ partition order, each on the state the previous one leaves, and Redis applies th
 order or not at all.
 """
 
+import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
@@ -54,6 +55,9 @@ from worker.transitions import (
 # A session that changes under us this many times in one batch is contended by another owner;
 # the batch is retried as a whole (replays make that safe) after a back-off.
 MAX_ATTEMPTS = 5
+# Sessions planned before their operations are sent: Redis runs one chunk while the processor
+# plans the next, instead of the two taking turns over the whole batch.
+APPLY_CHUNK_SESSIONS = 32
 
 Result = Literal["applied", "rejected", "duplicate", "replayed"]
 
@@ -165,22 +169,22 @@ class BatchProcessor:
             if not todo:
                 break
             views = await self._views(records, commands, todo, outcomes, guess=attempt == 0)
-            plans = {
-                sid: self._plan(records, commands, indices, views[sid], outcomes, now)
-                for sid, indices in todo.items()
-            }
-            groups = [
-                SessionOps(sid, [p.op for p in plan if p.op is not None])
-                for sid, (plan, _) in plans.items()
-                if any(p.op is not None for p in plan)
-            ]
-            results = dict(
-                zip(
-                    (g.session_id for g in groups),
-                    await self._store.apply(groups),
-                    strict=True,
-                )
-            )
+            plans: dict[str, tuple[list[_Planned], SessionView]] = {}
+            sent: list[asyncio.Task[list[list[OpResult]]]] = []
+            groups: list[SessionOps] = []
+            order: list[str] = []  # sessions with operations, in the order sent
+            for sid, indices in todo.items():
+                plans[sid] = self._plan(records, commands, indices, views[sid], outcomes, now)
+                ops = [p.op for p in plans[sid][0] if p.op is not None]
+                if ops:
+                    groups.append(SessionOps(sid, ops))
+                    order.append(sid)
+                if len(groups) == APPLY_CHUNK_SESSIONS:
+                    sent.append(await self._send(groups))
+                    groups = []
+            if groups:
+                sent.append(await self._send(groups))
+            results = dict(zip(order, await _applied(sent), strict=True))
             todo = {}
             for sid, (plan, final) in plans.items():
                 result = results.get(sid, [])
@@ -196,6 +200,13 @@ class BatchProcessor:
         if todo:
             raise ConcurrentChangeError(f"{len(todo)} sessions kept changing during the batch")
         return [o for o in outcomes if o is not None]
+
+    async def _send(self, groups: list[SessionOps]) -> "asyncio.Task[list[list[OpResult]]]":
+        """Starts applying `groups` and lets it reach Redis before returning, so Redis runs
+        one chunk of the batch while the processor plans the next."""
+        task = asyncio.ensure_future(self._store.apply(groups))
+        await asyncio.sleep(0)
+        return task
 
     async def _views(
         self,
@@ -380,6 +391,17 @@ class BatchProcessor:
                 return op, rejected, b"", b""
             case Duplicate():
                 return None, outcome("duplicate", ()), b"", b""
+
+
+async def _applied(sent: list["asyncio.Task[list[list[OpResult]]]"]) -> list[list[OpResult]]:
+    """Every chunk's results, in the order sent. Each chunk runs to its end first, so none is
+    left running when one has failed (the batch is then retried; its scripts are guarded)."""
+    results: list[list[OpResult]] = []
+    for reply in await asyncio.gather(*sent, return_exceptions=True):
+        if isinstance(reply, BaseException):
+            raise reply
+        results += reply
+    return results
 
 
 def _joined(events: tuple[bytes, ...]) -> bytes:
