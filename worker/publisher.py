@@ -3,6 +3,7 @@
 import asyncio
 
 from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from worker.constants import (
     HEADER_ERROR_CODE,
@@ -14,6 +15,7 @@ from worker.constants import (
     HEADER_SOURCE_TOPIC,
 )
 from worker.errors import Rejection
+from worker.partitioning import partition_of
 from worker.processor import Outcome
 
 
@@ -52,13 +54,21 @@ class EventPublisher:
         """Queues everything and returns one future for all the deliveries, without waiting
         for them: the command loop can fetch and apply the next batch while Kafka acknowledges
         this one (commit this batch only once the future is done). Batches queued one after
-        the other keep their order per partition, as within one batch."""
+        the other keep their order per partition, as within one batch.
+
+        Events are put into one record batch per partition here and handed to the producer
+        whole (`send_batch`), where `send` per event cost ~10 us of the worker's ~90 per
+        command (a coroutine, a delivery future and a pure-Python murmur2 each). Partitions are
+        chosen as Kafka's default partitioner does (`worker.partitioning`).
+        """
+        partitions = len(await self._producer.partitions_for(self._events_topic))
+        batches: dict[int, list[BatchBuilder]] = {}
         deliveries = []
         for outcome in outcomes:
-            for event in outcome.events:
-                deliveries.append(
-                    await self._producer.send(self._events_topic, event, key=outcome.event_key)
-                )
+            if outcome.events:
+                partition = partition_of(outcome.event_key, partitions)
+                for event in outcome.events:
+                    self._append(batches, partition, outcome.event_key, event)
             if outcome.rejection is not None:
                 deliveries.append(
                     await self._producer.send(
@@ -68,4 +78,26 @@ class EventPublisher:
                         headers=dead_letter_headers(outcome, outcome.rejection),
                     )
                 )
+        for partition, builders in batches.items():
+            for builder in builders:
+                deliveries.append(
+                    await self._producer.send_batch(
+                        builder, self._events_topic, partition=partition
+                    )
+                )
         return asyncio.gather(*deliveries)
+
+    def _append(
+        self,
+        batches: dict[int, list[BatchBuilder]],
+        partition: int,
+        key: bytes | None,
+        event: bytes,
+    ) -> None:
+        builders = batches.get(partition)
+        if builders is None:
+            builders = batches[partition] = [self._producer.create_batch()]
+        if builders[-1].append(timestamp=None, key=key, value=event) is None:
+            # Full (a batch always takes its first record, however large): start the next one.
+            builders.append(self._producer.create_batch())
+            builders[-1].append(timestamp=None, key=key, value=event)
