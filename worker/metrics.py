@@ -41,6 +41,7 @@ counts every `SW_SAMPLE_INTERVAL_S`). Every `Metrics` has its own `CollectorRegi
 workers in one process (tests) do not share counts.
 """
 
+import collections
 from collections.abc import Iterable
 from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
@@ -200,11 +201,19 @@ class Metrics:
 
     def observe_outcomes(self, outcomes: Iterable[OutcomeLike], now_ms: int) -> None:
         """The outcomes of a committed batch: counts, dead letters, end-to-end latency."""
+        # Counted per label set, then added once each: a labelled child lookup and a locked
+        # increment per outcome were ~2% of the worker's CPU at full speed.
+        counts: collections.Counter[tuple[str, str]] = collections.Counter()
+        codes: collections.Counter[str] = collections.Counter()
         for o in outcomes:
-            self.commands.labels(type=command_type(o), outcome=o.result).inc()
+            counts[command_type(o), o.result] += 1
             if o.rejection is not None:
-                self.dead_letters.labels(code=o.rejection.code).inc()
+                codes[o.rejection.code] += 1
             self.end_to_end.observe(max(0, now_ms - o.record.timestamp) / 1000)
+        for (kind, result), n in counts.items():
+            self.commands.labels(type=kind, outcome=result).inc(n)
+        for code, n in codes.items():
+            self.dead_letters.labels(code=code).inc(n)
 
     def batch_failed(self, exc: BaseException) -> str:
         """A batch that failed and will be retried; returns the reason it was counted under."""
