@@ -38,6 +38,9 @@ class KeySpace:
     def bucket_index(self, bucket: int) -> str:
         return self.bucket_base(bucket) + "x"
 
+    def outbox(self, session_id: str) -> str:
+        return f"{self.bucket_base(bucket_of(session_id))}o:{session_id}"
+
     def session(self, session_id: str) -> SessionKeys:
         base = self.bucket_base(bucket_of(session_id))
         return SessionKeys(

@@ -14,6 +14,8 @@ from typing import Literal, TypeVar
 
 import msgspec
 import redis.asyncio as aioredis
+from redis.asyncio.client import Pipeline
+from redis.asyncio.cluster import ClusterPipeline
 from redis.exceptions import (
     AskError,
     ClusterDownError,
@@ -33,7 +35,7 @@ from worker.snapshot_codec import unpack_snapshot
 
 OpKind = Literal["put", "delete", "keep"]  # keep: record the answer, change no state
 T = TypeVar("T")
-SCRIPTS = ("read", "apply", "claim_expired", "finish_expired")
+SCRIPTS = ("read", "apply", "forget", "claim_expired", "finish_expired")
 PRELUDE = "record"  # the session record's functions, prepended to every script
 Arg = bytes | str | int
 # A batch's runs that failed are sent again at most this often in the same round trip, after
@@ -41,9 +43,9 @@ Arg = bytes | str | int
 RUN_ROUNDS = 4
 RETRY_PAUSE_S = 0.05
 ROUND_TRIP_TIMEOUT_S = REDIS_TIMEOUT_S  # a whole pipeline's replies, not each one
-# Sessions per read or apply script run. One run per session cost more in Redis (a call's own
-# overhead) and in redis-py (a command and a reply each) than the work; a run of 64 creates
-# keeps Redis busy ~1 ms, so other clients still get their turn.
+# Sessions per read, apply or forget script run. One run per session cost more in Redis (a
+# call's own overhead) and in redis-py (a command and a reply each) than the work; a run of 64
+# creates keeps Redis busy ~1 ms, so other clients still get their turn.
 SESSIONS_PER_RUN = 64
 # Replies that mean "not run, or not known to have run; try again soon" rather than a fault.
 _TRANSIENT = (
@@ -188,6 +190,32 @@ class SessionStore:
         except RedisError as exc:
             raise StoreUnavailableError(f"Redis: {exc}") from exc
 
+    def _runs(self, session_ids: Sequence[str]) -> list[list[int]]:
+        """Positions in `session_ids`, split into script runs of up to SESSIONS_PER_RUN (on a
+        cluster, grouped by hash tag as well: a run's keys must be in one slot)."""
+        runs: dict[int, list[list[int]]] = {}
+        for i, sid in enumerate(session_ids):
+            chunks = runs.setdefault(bucket_of(sid) if self._cluster else 0, [[]])
+            if len(chunks[-1]) == SESSIONS_PER_RUN:
+                chunks.append([])
+            chunks[-1].append(i)
+        return [run for chunks in runs.values() for run in chunks]
+
+    def _forget_calls(self, entries: Sequence[tuple[str, str]]) -> list[_Call]:
+        """Script runs removing committed outbox entries, (session id, field) each."""
+        by_session: dict[str, list[Arg]] = {}
+        for sid, field_name in entries:
+            by_session.setdefault(sid, []).append(field_name)
+        sids = list(by_session)
+        calls = []
+        for run in self._runs(sids):
+            args: list[Arg] = []
+            for i in run:
+                fields = by_session[sids[i]]
+                args += (len(fields), *fields)
+            calls.append(_Call("forget", [self._keys.outbox(sids[i]) for i in run], args))
+        return calls
+
     async def _per_session(
         self,
         script: str,
@@ -199,13 +227,7 @@ class SessionStore:
         grouped by hash tag as well: a run's keys must be in one slot), all runs in one round
         trip. A run's arguments are `head`, then each session's; `part(i)` gives the keys and
         arguments of the i-th session. Returns each session's reply, in the order given."""
-        runs: dict[int, list[list[int]]] = {}
-        for i, sid in enumerate(session_ids):
-            chunks = runs.setdefault(bucket_of(sid) if self._cluster else 0, [[]])
-            if len(chunks[-1]) == SESSIONS_PER_RUN:
-                chunks.append([])
-            chunks[-1].append(i)
-        positions = [run for chunks in runs.values() for run in chunks]
+        positions = self._runs(session_ids)
         calls = []
         for run in positions:
             keys: list[str] = []
@@ -327,36 +349,35 @@ class SessionStore:
         # Taken, not shared: entries committed while this round trip is away (the command
         # loop and the expiry sweeper share the store) wait for the next one.
         cleanup, self._committed = self._committed, []
-        by_session: dict[str, list[str]] = {}
-        for sid, field_name in cleanup:
-            by_session.setdefault(sid, []).append(field_name)
+        forget = self._forget_calls(cleanup)
         replies: list[object] = [None] * len(calls)
         pending = list(range(len(calls)))
         as_eval: set[int] = set()  # runs whose node answered NOSCRIPT
         for round_no in range(RUN_ROUNDS):
             pipe = self._redis.pipeline(transaction=False)
-            if round_no == 0:
-                for sid, fields in by_session.items():
-                    pipe.hdel(self._keys.session(sid).outbox, *fields)
+            head = forget if round_no == 0 else []  # the clean-up goes with the first round
+            for call in head:
+                _queue(pipe, "EVALSHA", shas[call.script], call)
             for i in pending:
                 call = calls[i]
-                # execute_command, not evalsha(): redis-py blocks that method on cluster
-                # pipelines, but routes EVAL/EVALSHA by their keys (all in one slot here).
-                script = self._sources[call.script] if i in as_eval else shas[call.script]
-                command = "EVAL" if i in as_eval else "EVALSHA"
-                pipe.execute_command(command, script, len(call.keys), *call.keys, *call.args)
+                if i in as_eval:
+                    _queue(pipe, "EVAL", self._sources[call.script], call)
+                else:
+                    _queue(pipe, "EVALSHA", shas[call.script], call)
             try:
                 results = list(await self._guard(pipe.execute(raise_on_error=False)))
             except StoreUnavailableError:
                 if round_no == 0:
                     self._committed = cleanup + self._committed  # for a later round trip
                 raise
-            if round_no == 0:
-                done = results[: len(by_session)]
-                results = results[len(by_session) :]
+            if head:
+                done = results[: len(head)]
+                results = results[len(head) :]
                 if any(isinstance(r, Exception) for r in done):
                     # Kept, and removed with a later round trip (HDEL is idempotent).
                     self._committed = cleanup + self._committed
+                    if any(isinstance(r, NoScriptError) for r in done):
+                        self._shas = None  # the node lost its scripts: load them again
             failed: list[int] = []
             transient = False
             for i, reply in zip(pending, results, strict=True):
@@ -392,6 +413,12 @@ class SessionStore:
             ) from exc
         except (RedisError, OSError) as exc:
             raise StoreUnavailableError(f"Redis: {exc}") from exc
+
+
+def _queue(pipe: Pipeline | ClusterPipeline, command: str, script: str, call: _Call) -> None:
+    # execute_command, not evalsha(): redis-py blocks that method on cluster pipelines, but
+    # routes EVAL/EVALSHA by their keys (all in one slot here).
+    pipe.execute_command(command, script, len(call.keys), *call.keys, *call.args)
 
 
 def _raise_errors(replies: Sequence[object]) -> None:

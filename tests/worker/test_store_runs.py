@@ -43,3 +43,24 @@ async def test_answers_map_back_to_their_sessions_across_runs(
     assert [s.applied for s in states] == [
         frozenset() if i % 3 == 0 else frozenset({f"c-{i}"}) for i in range(10)
     ]
+
+
+async def test_committed_outbox_entries_are_removed_in_runs_even_after_a_script_flush(
+    redis_client: aioredis.Redis, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    monkeypatch.setattr(store_module, "SESSIONS_PER_RUN", 4)
+    keys = KeySpace("forget")
+    store = SessionStore(redis_client, keys, outbox_ttl_ms=60_000)
+    sids = [new_id("s") for _ in range(10)]
+    for sid in sids:
+        await redis_client.hset(keys.outbox(sid), mapping={"0:1": b"e", "0:2": b"e", "0:3": b"e"})
+    await store.read([ReadRequest(sids[0], ["0:1"], ["c"])])  # scripts loaded
+    await redis_client.script_flush()  # as after a restart: the store does not know yet
+    store.committed((sid, field) for sid in sids for field in ("0:1", "0:2"))
+
+    await store.flush()  # NOSCRIPT: nothing removed, nothing dropped either
+    assert [await redis_client.hlen(keys.outbox(sid)) for sid in sids] == [3] * 10
+
+    await store.flush()  # scripts loaded again: every committed entry goes, in runs of 4
+    for sid in sids:
+        assert await redis_client.hgetall(keys.outbox(sid)) == {b"0:3": b"e"}
