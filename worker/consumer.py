@@ -1,4 +1,4 @@
-"""The command loop: getmany -> process (one Redis round trip) -> publish -> commit, overlapped.
+"""The command loop: getmany -> process (decide, apply in Redis) -> publish -> commit, overlapped.
 
 Offsets are committed only after Redis holds the batch's changes and Kafka has its events, so
 nothing accepted is lost; a crash in between replays the records, and the store's outbox turns

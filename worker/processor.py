@@ -1,11 +1,12 @@
 """Turns a batch of command records into outcomes: decide in Python, apply in Redis, in order.
 
-One batch costs one Redis round trip in the common case: creates are applied blind (guarded on
-"no such session"), sessions this worker changed recently are decided on what it remembers of
-them (a bounded cache, guarded the same way), and only the other sessions touched by an update
-or delete, or whose guard failed, are read first. Commands of one session are decided in
-partition order, each on the state the previous one leaves, and Redis applies them in that
-order or not at all.
+In the common case nothing is read: creates are applied blind (guarded on "no such session"),
+sessions this worker changed recently are decided on what it remembers of them (a bounded
+cache, guarded the same way), and only the other sessions touched by an update or delete, or
+whose guard failed, are read first (one round trip for them all). Commands of one session are
+decided in partition order, each on the state the previous one leaves, and Redis applies them
+in that order or not at all. Sessions are independent of each other, so each chunk of them is
+sent to Redis as soon as it is decided, and Redis applies it while the next is decided.
 """
 
 import asyncio
