@@ -8,7 +8,7 @@ import signal
 import subprocess
 import sys
 import uuid
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
 from pathlib import Path
 from types import TracebackType
@@ -23,6 +23,7 @@ from worker.snapshot_codec import unpack_snapshot
 from worker.topics import ensure_topics, partitions_of
 
 __all__ = [
+    "CommandRecord",
     "Record",
     "Services",
     "TopicReader",
@@ -72,6 +73,29 @@ class Record:
 
     def json(self) -> Any:
         return json.loads(self.value or b"null")
+
+
+@dataclass(frozen=True)
+class CommandRecord:
+    """A commands-topic record as the processor takes it from the consumer (the fields of
+    aiokafka's ConsumerRecord it reads), for tests that call the processor directly."""
+
+    key: bytes | None
+    value: bytes | None
+    offset: int
+    topic: str = "sessions.commands"
+    partition: int = 0
+    timestamp: int = 0
+
+
+def command_records(
+    commands: Iterable[dict[str, Any]], offsets: Iterator[int]
+) -> list[CommandRecord]:
+    """Command payloads as records keyed by their sessionId, at the next `offsets`."""
+    return [
+        CommandRecord(c["sessionId"].encode(), json.dumps(c).encode(), next(offsets))
+        for c in commands
+    ]
 
 
 class TopicReader:

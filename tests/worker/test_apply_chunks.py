@@ -2,9 +2,7 @@
 session's outcome still comes from its own chunk, and a chunk that fails fails the batch."""
 
 import asyncio
-import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
@@ -12,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.factories import create_command, update_command
+from tests.support import CommandRecord, command_records
 from worker import processor as processor_module
 from worker.clock import now_ms
 from worker.errors import StoreUnavailableError
@@ -26,20 +25,8 @@ CHUNK = 4
 _offsets = count()
 
 
-@dataclass(frozen=True)
-class _Record:
-    key: bytes | None
-    value: bytes | None
-    offset: int
-    topic: str = "sessions.commands"
-    partition: int = 0
-    timestamp: int = 0
-
-
-def _records(commands: Sequence[dict[str, Any]]) -> list[_Record]:
-    return [
-        _Record(c["sessionId"].encode(), json.dumps(c).encode(), next(_offsets)) for c in commands
-    ]
+def _records(commands: Sequence[dict[str, Any]]) -> list[CommandRecord]:
+    return command_records(commands, _offsets)
 
 
 class _ChunkStore(SessionStore):

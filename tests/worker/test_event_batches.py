@@ -2,7 +2,6 @@
 the partition Kafka's default partitioner gives its key, in order, once."""
 
 import os
-from dataclasses import dataclass
 
 import pytest
 from aiokafka import AIOKafkaProducer
@@ -10,7 +9,7 @@ from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
 from tests.factories import new_id
-from tests.support import TopicReader
+from tests.support import CommandRecord, TopicReader
 from worker.errors import Rejection
 from worker.partitioning import murmur2, partition_of
 from worker.processor import Outcome
@@ -50,20 +49,16 @@ def test_partition_of_matches_the_default_partitioner() -> None:
             assert partition_of(key, count) == partitioner(key, every, every)
 
 
-@dataclass(frozen=True)
-class _Record:
-    key: bytes | None
-    value: bytes | None
-    offset: int
-    topic: str = "sessions.commands"
-    partition: int = 0
-    timestamp: int = 0
-
-
 def _outcome(offset: int, sid: str, events: int) -> Outcome:
     payloads = tuple(f'{{"s":"{sid}","n":{n},"pad":"{"x" * 300}"}}'.encode() for n in range(events))
     return Outcome(
-        _Record(sid.encode(), b"{}", offset), "applied", payloads, sid.encode(), "t", "e", None
+        CommandRecord(sid.encode(), b"{}", offset),
+        "applied",
+        payloads,
+        sid.encode(),
+        "t",
+        "e",
+        None,
     )
 
 
@@ -73,7 +68,7 @@ async def test_events_land_on_their_keys_partition_in_order(settings: Settings) 
     # Each session twice (two batches' worth of its events), some outcomes with two events.
     outcomes = [_outcome(i, sid, 1 + i % 2) for i, sid in enumerate(sids + sids)]
     rejected = Outcome(
-        _Record(b"k", b"not json", 99), "rejected", (b'{"r":1}',), b"k", "command.rejected",
+        CommandRecord(b"k", b"not json", 99), "rejected", (b'{"r":1}',), b"k", "command.rejected",
         "e", Rejection("invalid", "not JSON", "$"),
     )  # fmt: skip
     # Small batches: every partition's events need several.

@@ -3,7 +3,6 @@ without a read, and Redis refuses every guess that no longer holds."""
 
 import json
 from collections.abc import Sequence
-from dataclasses import dataclass
 from itertools import count
 from typing import Any
 
@@ -11,6 +10,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.factories import create_command, delete_command, update_command
+from tests.support import CommandRecord, command_records
 from worker.clock import now_ms
 from worker.keys import KeySpace
 from worker.processor import BatchProcessor, Limits, Outcome
@@ -23,20 +23,8 @@ LIMITS = Limits(1 << 20, 7 * 86_400_000, 86_400_000)
 _offsets = count()
 
 
-@dataclass(frozen=True)
-class _Record:
-    key: bytes | None
-    value: bytes | None
-    offset: int
-    topic: str = "sessions.commands"
-    partition: int = 0
-    timestamp: int = 0
-
-
-def _records(*commands: dict[str, Any]) -> list[_Record]:
-    return [
-        _Record(c["sessionId"].encode(), json.dumps(c).encode(), next(_offsets)) for c in commands
-    ]
+def _records(*commands: dict[str, Any]) -> list[CommandRecord]:
+    return command_records(commands, _offsets)
 
 
 class _CountingStore(SessionStore):
