@@ -7,6 +7,7 @@ secrets, and by suffix for the many ``*Secret``/``*Token``/``*Password`` variant
 """
 
 import re
+from functools import lru_cache
 from typing import Any
 
 from worker.constants import SECRET_MARK
@@ -36,9 +37,24 @@ _SECRET_SUFFIXES = ("secret", "token", "password", "apikey", "privatekey", "acce
 _NON_ALNUM = re.compile(r"[^a-z0-9]")
 
 
+# Keys come from a small vocabulary (Vapi's configuration schema), so most are answered from a
+# cache: normalising every key again took ~1.3 of a create's 5.3 us of snapshot building. Only
+# short keys are kept (records may carry any keys): at most ~256 KB.
+CACHED_KEY_MAX_CHARS = 64
+
+
 def is_secret_key(key: str) -> bool:
+    if len(key) <= CACHED_KEY_MAX_CHARS:
+        return _is_secret_name_cached(key)
+    return _is_secret_name(key)
+
+
+def _is_secret_name(key: str) -> bool:
     name = _NON_ALNUM.sub("", key.lower())
     return name in _SECRET_KEYS or name.endswith(_SECRET_SUFFIXES)
+
+
+_is_secret_name_cached = lru_cache(maxsize=4096)(_is_secret_name)
 
 
 def redact(value: Any) -> Any:
@@ -55,8 +71,13 @@ def redact(value: Any) -> Any:
 
 def contains_secret_key(value: Any) -> bool:
     """Whether ``redact`` would change anything: lets the hot path skip copying clean configs."""
+    # Loops rather than any(<generator>): this runs over every configuration of every create.
     if isinstance(value, dict):
-        return any(is_secret_key(k) or contains_secret_key(v) for k, v in value.items())
-    if isinstance(value, list):
-        return any(contains_secret_key(v) for v in value)
+        for k, v in value.items():
+            if is_secret_key(k) or contains_secret_key(v):
+                return True
+    elif isinstance(value, list):
+        for v in value:
+            if contains_secret_key(v):
+                return True
     return False

@@ -6,7 +6,7 @@ import msgspec
 
 from contracts.payloads import CreateSessionDTO, UpdateSessionDTO
 from tests.factories import CANARY_API_SECRET, CANARY_AUTH_TOKEN, create_payload
-from worker.redaction import is_secret_key
+from worker.redaction import CACHED_KEY_MAX_CHARS, _is_secret_name_cached, is_secret_key
 from worker.snapshot import new_session, updated_session
 
 
@@ -47,3 +47,14 @@ def test_secret_key_names() -> None:
         assert is_secret_key(name), name
     for name in ("maxTokens", "promptTokens", "credentialId", "name", "keywords"):
         assert not is_secret_key(name), name
+
+
+def test_long_keys_are_judged_without_being_cached() -> None:
+    long_secret = "x" * CACHED_KEY_MAX_CHARS + "ClientSecret"
+    long_plain = "y" * CACHED_KEY_MAX_CHARS + "Name"
+    before = _is_secret_name_cached.cache_info().currsize
+    assert is_secret_key(long_secret)
+    assert not is_secret_key(long_plain)
+    assert _is_secret_name_cached.cache_info().currsize == before
+    assert is_secret_key("clientSecret")
+    assert not is_secret_key("clientName")
