@@ -201,32 +201,16 @@ class SessionStore:
             chunks[-1].append(i)
         return [run for chunks in runs.values() for run in chunks]
 
-    def _forget_calls(self, entries: Sequence[tuple[str, str]]) -> list[_Call]:
-        """Script runs removing committed outbox entries, (session id, field) each."""
-        by_session: dict[str, list[Arg]] = {}
-        for sid, field_name in entries:
-            by_session.setdefault(sid, []).append(field_name)
-        sids = list(by_session)
-        calls = []
-        for run in self._runs(sids):
-            args: list[Arg] = []
-            for i in run:
-                fields = by_session[sids[i]]
-                args += (len(fields), *fields)
-            calls.append(_Call("forget", [self._keys.outbox(sids[i]) for i in run], args))
-        return calls
-
-    async def _per_session(
+    def _calls(
         self,
         script: str,
         session_ids: Sequence[str],
         head: Sequence[Arg],
         part: Callable[[int], tuple[Sequence[str], Sequence[Arg]]],
-    ) -> list[object]:
-        """Runs `script` over the sessions, up to SESSIONS_PER_RUN per run (on a cluster,
-        grouped by hash tag as well: a run's keys must be in one slot), all runs in one round
-        trip. A run's arguments are `head`, then each session's; `part(i)` gives the keys and
-        arguments of the i-th session. Returns each session's reply, in the order given."""
+    ) -> tuple[list[list[int]], list[_Call]]:
+        """Runs of `script` over the sessions (see `_runs`), and the positions each run covers.
+        A run's arguments are `head`, then each session's; `part(i)` gives the keys and
+        arguments of the i-th session."""
         positions = self._runs(session_ids)
         calls = []
         for run in positions:
@@ -237,6 +221,31 @@ class SessionStore:
                 keys += session_keys
                 args += session_args
             calls.append(_Call(script, keys, args))
+        return positions, calls
+
+    def _forget_calls(self, entries: Sequence[tuple[str, str]]) -> list[_Call]:
+        """Script runs removing committed outbox entries, (session id, field) each."""
+        by_session: dict[str, list[str]] = {}
+        for sid, field_name in entries:
+            by_session.setdefault(sid, []).append(field_name)
+        sids = list(by_session)
+
+        def part(i: int) -> tuple[Sequence[str], Sequence[Arg]]:
+            fields = by_session[sids[i]]
+            return (self._keys.outbox(sids[i]),), (len(fields), *fields)
+
+        return self._calls("forget", sids, (), part)[1]
+
+    async def _per_session(
+        self,
+        script: str,
+        session_ids: Sequence[str],
+        head: Sequence[Arg],
+        part: Callable[[int], tuple[Sequence[str], Sequence[Arg]]],
+    ) -> list[object]:
+        """Runs `script` over the sessions (see `_calls`), all runs in one round trip. Returns
+        each session's reply, in the order given."""
+        positions, calls = self._calls(script, session_ids, head, part)
         replies: list[object] = [None] * len(session_ids)
         for run, reply in zip(positions, await self._run(calls), strict=True):
             for i, item in zip(run, _items(reply), strict=True):
