@@ -7,8 +7,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.factories import create_command, delete_command, update_command
-from tests.support import WorkerHarness, stored_session
+from tests.support import WorkerHarness, packed_by_previous_release, stored_session
 from worker.keys import KeySpace
+from worker.snapshot_codec import ZSTD_FORMAT
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -217,7 +218,7 @@ async def test_a_live_record_written_by_a_0_1_worker_as_plain_json_is_updated(
     live = KeySpace(harness.settings.key_prefix).session(sid).live
     stored = await redis_client.get(live)
     assert stored is not None
-    assert stored[:1] == b"\x02"  # this worker stores it compressed
+    assert stored[:1] == ZSTD_FORMAT  # this worker stores it compressed
     # As 0.1 left it: the snapshot as plain JSON, same TTL.
     await redis_client.set(live, json.dumps(created["session"]).encode(), keepttl=True)
 
@@ -230,3 +231,28 @@ async def test_a_live_record_written_by_a_0_1_worker_as_plain_json_is_updated(
         "updatedAt": updated["session"]["updatedAt"],
     } == updated["session"]
     assert stored_session(await redis_client.get(live)) == updated["session"]
+
+
+async def test_a_live_record_written_by_the_previous_release_is_read_and_updated(
+    harness: WorkerHarness, redis_client: aioredis.Redis
+) -> None:
+    create = create_command(expirationSeconds=600)
+    (created,) = await _run(harness, create)
+    sid = create["sessionId"]
+    live = KeySpace(harness.settings.key_prefix).session(sid).live
+    # As the release before the trained dictionary left it: the structure dictionary's format.
+    snapshot = json.dumps(created["session"], separators=(",", ":")).encode()
+    await redis_client.set(live, packed_by_previous_release(snapshot), keepttl=True)
+
+    (updated,) = await _run(harness, update_command(sid, name="Renamed"))
+
+    assert updated["type"] == "session.updated"
+    assert {
+        **created["session"],
+        "name": "Renamed",
+        "updatedAt": updated["session"]["updatedAt"],
+    } == updated["session"]
+    rewritten = await redis_client.get(live)
+    assert isinstance(rewritten, bytes)
+    assert rewritten[:1] == ZSTD_FORMAT
+    assert stored_session(rewritten) == updated["session"]

@@ -1,17 +1,22 @@
 """The stored form of snapshots: compressed once, read back whichever worker version wrote it."""
 
+import hashlib
 import json
 import zlib
 from importlib.resources import files
 
 import pytest
+import zstandard
 
 from contracts.commands import CreateSession, command_decoder
 from tests.factories import create_command
+from tests.support import packed_by_previous_release
+from worker import snapshot_training
 from worker.eventing import encode_snapshot
 from worker.snapshot import new_session
 from worker.snapshot_codec import (
     DEFLATE_FORMAT,
+    STRUCTURE_ZSTD_FORMAT,
     ZSTD_FORMAT,
     SnapshotFormatError,
     pack_snapshot,
@@ -45,7 +50,66 @@ def test_values_written_by_0_1_workers_are_read_as_they_were() -> None:
     assert unpack_snapshot(archived) == snapshot
 
 
-@pytest.mark.parametrize("damaged", [ZSTD_FORMAT + b"not zstd", DEFLATE_FORMAT + b"\xff\xfe"])
+def test_values_written_by_the_previous_release_are_read() -> None:
+    snapshot = _snapshot()
+    stored = packed_by_previous_release(snapshot)
+    assert stored[:1] == STRUCTURE_ZSTD_FORMAT
+    assert unpack_snapshot(stored) == snapshot
+
+
+def test_text_unlike_the_training_samples_round_trips() -> None:
+    command = command_decoder.decode(
+        json.dumps(
+            create_command(
+                name="Звонок 東京 ☎",
+                messages=[
+                    {
+                        "role": "user",
+                        "message": "¿Dónde está? 🚚 " * 40,
+                        "time": 1,
+                        "endTime": 2,
+                        "secondsFromStart": 0,
+                    }
+                ],
+            )
+        ).encode()
+    )
+    assert isinstance(command, CreateSession)
+    session, _ = new_session(command.session_id, command.org_id, command.payload, 1)
+    snapshot = encode_snapshot(session)
+    assert unpack_snapshot(pack_snapshot(snapshot)) == snapshot
+
+
+# Stored data can only be read with the dictionary it was written with: these files never
+# change once released. A better dictionary is a new file with a format byte of its own.
+RELEASED_DICTIONARIES = {
+    "archive_dictionary.json": "46c5f8b302cd341f7be7ae2b61291ad194ac34edee542b20aff7daad48bbf04d",
+    "snapshot_dictionary.zstd": "f46565c5f7d13c40628a6876af393f2b67fceeb435354c73421ae0e722e64b62",
+}
+
+
+@pytest.mark.parametrize("name", sorted(RELEASED_DICTIONARIES))
+def test_released_dictionaries_are_unchanged(name: str) -> None:
+    data = (files("worker") / name).read_bytes()
+    assert hashlib.sha256(data).hexdigest() == RELEASED_DICTIONARIES[name]
+
+
+@pytest.mark.skipif(
+    zstandard.__version__ != snapshot_training.TRAINED_WITH_ZSTANDARD,
+    reason="zstd's trainer may differ between versions; the released file stays as it is",
+)
+def test_the_trained_dictionary_is_what_its_training_makes() -> None:
+    assert snapshot_training.train() == (files("worker") / "snapshot_dictionary.zstd").read_bytes()
+
+
+@pytest.mark.parametrize(
+    "damaged",
+    [
+        ZSTD_FORMAT + b"not zstd",
+        STRUCTURE_ZSTD_FORMAT + b"not zstd",
+        DEFLATE_FORMAT + b"\xff\xfe",
+    ],
+)
 def test_a_damaged_value_is_a_clear_error(damaged: bytes) -> None:
     with pytest.raises(SnapshotFormatError, match="does not decompress"):
         unpack_snapshot(damaged)
