@@ -41,8 +41,9 @@ counts every `SW_SAMPLE_INTERVAL_S`). Every `Metrics` has its own `CollectorRegi
 workers in one process (tests) do not share counts.
 """
 
+import bisect
 import collections
-from collections.abc import Iterable
+from collections.abc import Iterable, Sequence
 from importlib.metadata import PackageNotFoundError, version
 from typing import Protocol
 
@@ -205,11 +206,13 @@ class Metrics:
         # increment per outcome were ~2% of the worker's CPU at full speed.
         counts: collections.Counter[tuple[str, str]] = collections.Counter()
         codes: collections.Counter[str] = collections.Counter()
+        latencies = []
         for o in outcomes:
             counts[command_type(o), o.result] += 1
             if o.rejection is not None:
                 codes[o.rejection.code] += 1
-            self.end_to_end.observe(max(0, now_ms - o.record.timestamp) / 1000)
+            latencies.append(max(0, now_ms - o.record.timestamp) / 1000)
+        observe_many(self.end_to_end, latencies)
         for (kind, result), n in counts.items():
             self.commands.labels(type=kind, outcome=result).inc(n)
         for code, n in codes.items():
@@ -287,3 +290,20 @@ def _version() -> str:
         return version("session-worker")
     except PackageNotFoundError:  # running from a source tree that was not installed
         return "unknown"
+
+
+def observe_many(histogram: Histogram, amounts: Sequence[float]) -> None:
+    """`histogram.observe(a)` for each of `amounts` (no exemplars): one locked add per bucket
+    touched and one for the sum, instead of two per value. Observing each record's latency on
+    its own was ~2% of the worker's CPU at full speed. Uses the bounds and bucket values that
+    prometheus_client's own `observe` uses; a test checks both give the same exposition."""
+    if not amounts:
+        return
+    bounds = histogram._upper_bounds  # ascending, the last is +Inf
+    counts = [0] * len(bounds)
+    for amount in amounts:
+        counts[bisect.bisect_left(bounds, amount)] += 1  # the first bound >= amount
+    for bucket, count in zip(histogram._buckets, counts, strict=True):
+        if count:
+            bucket.inc(count)
+    histogram._sum.inc(sum(amounts))

@@ -1,15 +1,16 @@
 """The metrics object on its own: names, labels, and what each observation moves."""
 
+import random
 import re
 from dataclasses import dataclass
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
-from prometheus_client import CollectorRegistry
+from prometheus_client import CollectorRegistry, Histogram
 
 import worker.metrics
 from worker.errors import ConcurrentChangeError, Rejection, StoreUnavailableError
-from worker.metrics import Metrics
+from worker.metrics import Metrics, observe_many
 from worker.processor import Outcome
 
 SUFFIXES = {
@@ -154,3 +155,28 @@ def test_rebalances_expiry_and_session_gauges() -> None:
     m.set_sessions(live=10, backlog=0, oldest_due_ms=None, now_ms=5_000)
     assert value(m, "session_worker_expiry_overdue_seconds") == 0
     assert "session_worker_build_info" in exposed_names(m)
+
+
+def test_observing_many_values_at_once_matches_observing_each() -> None:
+    bounds = (0.005, 0.01, 0.1, 1.0)
+    rng = random.Random(5)
+    amounts = [*bounds, 0.0, 7.5, *(rng.uniform(0, 2) for _ in range(500))]  # edges included
+    one_by_one, at_once = CollectorRegistry(), CollectorRegistry()
+    each = Histogram("h", "latency", buckets=bounds, registry=one_by_one)
+    for amount in amounts:
+        each.observe(amount)
+    observe_many(Histogram("h", "latency", buckets=bounds, registry=at_once), amounts)
+    observe_many(Histogram("empty", "nothing", registry=at_once), [])
+
+    def samples(registry: CollectorRegistry, name: str) -> dict[str, float]:
+        return {
+            f"{s.name}{sorted(s.labels.items())}": s.value
+            for metric in registry.collect()
+            if metric.name == name
+            for s in metric.samples
+            if not s.name.endswith("_created")
+        }
+
+    assert samples(at_once, "h") == pytest.approx(samples(one_by_one, "h"))
+    assert samples(at_once, "h")["h_count[]"] == len(amounts)
+    assert samples(at_once, "empty")["empty_count[]"] == 0
