@@ -10,18 +10,16 @@ import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass, fields
-from importlib.resources import files
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
 
-import zstandard
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from worker.app import Worker
 from worker.devenv.services import Services, open_services
 from worker.settings import ENV, Settings
-from worker.snapshot_codec import STRUCTURE_ZSTD_FORMAT, unpack_snapshot
+from worker.snapshot_codec import unpack_snapshot
 from worker.topics import ensure_topics, partitions_of
 
 __all__ = [
@@ -279,17 +277,6 @@ def stored_session(raw: bytes | str | None) -> Any:
     """The session JSON of a live record (or its archived copy) as read from Redis."""
     assert isinstance(raw, bytes), f"no stored snapshot: {raw!r}"
     return json.loads(unpack_snapshot(raw))
-
-
-def packed_by_previous_release(snapshot: bytes) -> bytes:
-    """A snapshot as the release before the trained dictionary stored it: zstd level 1 with
-    the structure dictionary as raw content, behind format byte `\\x02`."""
-    structure = (files("worker") / "archive_dictionary.json").read_bytes()
-    dictionary = zstandard.ZstdCompressionDict(structure, dict_type=zstandard.DICT_TYPE_RAWCONTENT)
-    compressor = zstandard.ZstdCompressor(
-        level=1, dict_data=dictionary, write_content_size=True, write_dict_id=False
-    )
-    return STRUCTURE_ZSTD_FORMAT + compressor.compress(snapshot)
 
 
 async def fetch_uncommitted(settings: Settings, count: int) -> list[ConsumerRecord[bytes, bytes]]:

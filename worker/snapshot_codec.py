@@ -41,19 +41,23 @@ def _zstd(data: bytes, dict_type: int) -> zstandard.ZstdCompressionDict:
     return dictionary
 
 
+def _compressor_with(dictionary: zstandard.ZstdCompressionDict) -> zstandard.ZstdCompressor:
+    return zstandard.ZstdCompressor(
+        level=ZSTD_LEVEL,
+        dict_data=dictionary,
+        write_content_size=True,
+        write_checksum=False,
+        write_dict_id=False,
+    )
+
+
 _trained = _zstd(_TRAINED_DICTIONARY, zstandard.DICT_TYPE_FULLDICT)
-_compressor = zstandard.ZstdCompressor(
-    level=ZSTD_LEVEL,
-    dict_data=_trained,
-    write_content_size=True,
-    write_checksum=False,
-    write_dict_id=False,
-)
+_structure = _zstd(_STRUCTURE_DICTIONARY, zstandard.DICT_TYPE_RAWCONTENT)
+_compressor = _compressor_with(_trained)
+_structure_compressor = _compressor_with(_structure)
 _decompressors = {
     ZSTD_FORMAT: zstandard.ZstdDecompressor(dict_data=_trained),
-    STRUCTURE_ZSTD_FORMAT: zstandard.ZstdDecompressor(
-        dict_data=_zstd(_STRUCTURE_DICTIONARY, zstandard.DICT_TYPE_RAWCONTENT)
-    ),
+    STRUCTURE_ZSTD_FORMAT: zstandard.ZstdDecompressor(dict_data=_structure),
 }
 _inflate = zlib.decompressobj(-15, _STRUCTURE_DICTIONARY)
 
@@ -65,6 +69,12 @@ class SnapshotFormatError(ValueError):
 def pack_snapshot(snapshot: bytes) -> bytes:
     """The stored form of a JSON snapshot."""
     return ZSTD_FORMAT + _compressor.compress(snapshot)
+
+
+def pack_snapshot_as_previous_release(snapshot: bytes) -> bytes:
+    """What the release before this one stored (format `\\x02`), for the tests that show it
+    is still read and for the benchmark's comparison of layouts; the worker never writes it."""
+    return STRUCTURE_ZSTD_FORMAT + _structure_compressor.compress(snapshot)
 
 
 def unpack_snapshot(stored: bytes) -> bytes:

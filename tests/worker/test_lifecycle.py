@@ -7,9 +7,9 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.factories import create_command, delete_command, update_command
-from tests.support import WorkerHarness, packed_by_previous_release, stored_session
+from tests.support import WorkerHarness, stored_session
 from worker.keys import KeySpace
-from worker.snapshot_codec import ZSTD_FORMAT
+from worker.snapshot_codec import ZSTD_FORMAT, pack_snapshot_as_previous_release
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
@@ -242,7 +242,7 @@ async def test_a_live_record_written_by_the_previous_release_is_read_and_updated
     live = KeySpace(harness.settings.key_prefix).session(sid).live
     # As the release before the trained dictionary left it: the structure dictionary's format.
     snapshot = json.dumps(created["session"], separators=(",", ":")).encode()
-    await redis_client.set(live, packed_by_previous_release(snapshot), keepttl=True)
+    await redis_client.set(live, pack_snapshot_as_previous_release(snapshot), keepttl=True)
 
     (updated,) = await _run(harness, update_command(sid, name="Renamed"))
 

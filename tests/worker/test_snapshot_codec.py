@@ -10,7 +10,6 @@ import zstandard
 
 from contracts.commands import CreateSession, command_decoder
 from tests.factories import create_command
-from tests.support import packed_by_previous_release
 from worker import snapshot_training
 from worker.eventing import encode_snapshot
 from worker.snapshot import new_session
@@ -20,6 +19,7 @@ from worker.snapshot_codec import (
     ZSTD_FORMAT,
     SnapshotFormatError,
     pack_snapshot,
+    pack_snapshot_as_previous_release,
     unpack_snapshot,
 )
 
@@ -50,11 +50,26 @@ def test_values_written_by_0_1_workers_are_read_as_they_were() -> None:
     assert unpack_snapshot(archived) == snapshot
 
 
+# Written by the release before (d789396) with its own pack_snapshot.
+PREVIOUS_RELEASE_SNAPSHOT = (
+    b'{"id":"s-1","orgId":"org-42","createdAt":"2026-11-24T10:00:00.000Z","status":"active",'
+    b'"expirationSeconds":600,"name":"Support chat","messages":[{"role":"user",'
+    b'"message":"Where is my order?","time":2,"endTime":3.5,"secondsFromStart":1}]}'
+)
+PREVIOUS_RELEASE_STORED = bytes.fromhex(
+    "0228b52ffd20ec5503000404732d31323032362d31312d32345431303a30303a30302e3030305a537570"
+    "706f727420636861745768657265206973206d79206f726465723f332e35317d5d7d0c00b8053dd104"
+    "07948822660367d32c2724ae2d5bc81ca00bb91c1a924df3da605bd887862c0301"
+)
+
+
 def test_values_written_by_the_previous_release_are_read() -> None:
+    assert PREVIOUS_RELEASE_STORED[:1] == STRUCTURE_ZSTD_FORMAT
+    assert unpack_snapshot(PREVIOUS_RELEASE_STORED) == PREVIOUS_RELEASE_SNAPSHOT
+    # What the benchmark and the upgrade test write as "the previous release" is the same.
+    assert pack_snapshot_as_previous_release(PREVIOUS_RELEASE_SNAPSHOT) == PREVIOUS_RELEASE_STORED
     snapshot = _snapshot()
-    stored = packed_by_previous_release(snapshot)
-    assert stored[:1] == STRUCTURE_ZSTD_FORMAT
-    assert unpack_snapshot(stored) == snapshot
+    assert unpack_snapshot(pack_snapshot_as_previous_release(snapshot)) == snapshot
 
 
 def test_text_unlike_the_training_samples_round_trips() -> None:

@@ -30,7 +30,7 @@ from worker.eventing import encode_snapshot
 from worker.keys import bucket_of
 from worker.settings import Settings
 from worker.snapshot import new_session
-from worker.snapshot_codec import ZSTD_LEVEL, pack_snapshot
+from worker.snapshot_codec import ZSTD_LEVEL, pack_snapshot, pack_snapshot_as_previous_release
 
 
 async def used_memory(client: aioredis.Redis) -> int:
@@ -191,7 +191,7 @@ async def layouts(
 
     no_dictionary = zstandard.ZstdCompressor(level=ZSTD_LEVEL, write_dict_id=False)
     candidates: list[tuple[str, str, Callable[[bytes], bytes], CopyIn]] = [
-        ("current", "live STRING (zstd, preset dictionary) + one record STRING (version, "
+        ("current", "live STRING (zstd, trained dictionary) + one record STRING (version, "
          "owner, status, expiry, commandIds and the copy: the same bytes) + ZSET entry",
          pack_snapshot, "record"),
         ("meta-hash-and-copy", "the layout before this one: as current, but a small meta "
@@ -199,7 +199,10 @@ async def layouts(
          pack_snapshot, "own key"),
         ("0.1", "plain live STRING + plain copy `a` in the meta HASH + ZSET entry",
          plain, "meta field"),
-        ("zstd-no-dictionary", "as current, zstd without the preset dictionary",
+        ("structure-dictionary", "the release before: as current, zstd with a dictionary "
+         "of the snapshot's structure as text (format `\\x02`)",
+         pack_snapshot_as_previous_release, "record"),
+        ("zstd-no-dictionary", "as current, zstd without a dictionary",
          zstd_plain, "record"),
         ("no-copy", "lower bound: as current without the copy", pack_snapshot, "none"),
     ]  # fmt: skip
