@@ -1,6 +1,7 @@
 """session.update and session.delete: every transition and every rejection, end to end."""
 
 import json
+from collections.abc import Callable
 from typing import Any
 
 import pytest
@@ -209,8 +210,15 @@ async def test_every_key_the_worker_leaves_expires(
     assert not [k for k in keys if b":o:" in k]  # no outbox entry outlives its commit
 
 
-async def test_a_live_record_written_by_a_0_1_worker_as_plain_json_is_updated(
-    harness: WorkerHarness, redis_client: aioredis.Redis
+@pytest.mark.parametrize(
+    "stored_as",
+    [
+        pytest.param(lambda snapshot: snapshot, id="0.1-plain-json"),
+        pytest.param(pack_snapshot_as_previous_release, id="previous-release-x02"),
+    ],
+)
+async def test_a_live_record_written_by_an_earlier_release_is_read_and_updated(
+    harness: WorkerHarness, redis_client: aioredis.Redis, stored_as: Callable[[bytes], bytes]
 ) -> None:
     create = create_command(expirationSeconds=600)
     (created,) = await _run(harness, create)
@@ -219,30 +227,9 @@ async def test_a_live_record_written_by_a_0_1_worker_as_plain_json_is_updated(
     stored = await redis_client.get(live)
     assert stored is not None
     assert stored[:1] == ZSTD_FORMAT  # this worker stores it compressed
-    # As 0.1 left it: the snapshot as plain JSON, same TTL.
-    await redis_client.set(live, json.dumps(created["session"]).encode(), keepttl=True)
-
-    (updated,) = await _run(harness, update_command(sid, name="Renamed"))
-
-    assert updated["type"] == "session.updated"
-    assert {
-        **created["session"],
-        "name": "Renamed",
-        "updatedAt": updated["session"]["updatedAt"],
-    } == updated["session"]
-    assert stored_session(await redis_client.get(live)) == updated["session"]
-
-
-async def test_a_live_record_written_by_the_previous_release_is_read_and_updated(
-    harness: WorkerHarness, redis_client: aioredis.Redis
-) -> None:
-    create = create_command(expirationSeconds=600)
-    (created,) = await _run(harness, create)
-    sid = create["sessionId"]
-    live = KeySpace(harness.settings.key_prefix).session(sid).live
-    # As the release before the trained dictionary left it: the structure dictionary's format.
+    # As the earlier release left it, same TTL.
     snapshot = json.dumps(created["session"], separators=(",", ":")).encode()
-    await redis_client.set(live, pack_snapshot_as_previous_release(snapshot), keepttl=True)
+    await redis_client.set(live, stored_as(snapshot), keepttl=True)
 
     (updated,) = await _run(harness, update_command(sid, name="Renamed"))
 
