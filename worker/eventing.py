@@ -41,18 +41,16 @@ class _WireRejection(Struct, frozen=True, rename="camel"):
 
 
 _NAMESPACE_BYTES = _EVENT_NAMESPACE.bytes
+# RFC 4122 variant bits over the hex digit they replace: 10xx, keeping the digit's low two bits.
+_VARIANT = {digit: "89ab"[int(digit, 16) & 0x3] for digit in "0123456789abcdef"}
 
 
 def _uuid5(name: str) -> str:
     """`str(uuid.uuid5(_EVENT_NAMESPACE, name))` without building a UUID object: the same
-    SHA-1, version and variant bits, and text (a test compares the two); a third of the time."""
-    digest = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).digest()
-    h = (
-        digest[:6]
-        + bytes(((digest[6] & 0x0F) | 0x50, digest[7], (digest[8] & 0x3F) | 0x80))
-        + digest[9:16]
-    ).hex()
-    return f"{h[:8]}-{h[8:12]}-{h[12:16]}-{h[16:20]}-{h[20:]}"
+    SHA-1, version and variant bits, and text (`tests/worker/test_event_ids.py` compares the
+    two), in a quarter of the time: the digest's hex with two digits replaced."""
+    h = hashlib.sha1(_NAMESPACE_BYTES + name.encode(), usedforsecurity=False).hexdigest()
+    return f"{h[:8]}-{h[8:12]}-5{h[13:16]}-{_VARIANT[h[16]]}{h[17:20]}-{h[20:32]}"
 
 
 def command_event_id(session_id: str, command_id: str) -> str:

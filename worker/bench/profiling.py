@@ -19,7 +19,6 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import structlog
-from redis.asyncio.connection import Connection
 
 from contracts.commands import CreateSession, command_decoder
 from worker.bench.commands import CREATE_HEAVY, CommandStream
@@ -29,8 +28,11 @@ from worker.eventing import command_event_id, encode_snapshot, session_event
 from worker.json_guards import deeper_than, duplicate_key
 from worker.keys import KeySpace
 from worker.logs import json_serializer
+from worker.processor import APPLY_CHUNK_SESSIONS
+from worker.redis_client import HiredisPackingConnection
 from worker.snapshot import new_session
 from worker.snapshot_codec import pack_snapshot
+from worker.store import SESSIONS_PER_RUN
 
 _LINE = re.compile(r" \([^)]*\)$|:\d+\)$")
 
@@ -190,19 +192,36 @@ def micro_costs(records: int = 2000, seed: int = 7) -> list[PieceCost]:
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
     )
     keys = KeySpace("sw")
-    packer = Connection()
+    packer = HiredisPackingConnection()  # the worker's own (plain TCP)
     sha = "0" * 40
 
-    def apply_args(c: CreateSession, stored: bytes) -> list[bytes | str | int]:
+    def session_args(c: CreateSession, stored: bytes) -> tuple[list[str], list[bytes | str | int]]:
         k = keys.session(c.session_id)
         expires = now + 3600_000
         head = (
             f"put\x1f3:12345\x1f0\x1f0\x1f{expires}\x1f1\x1f{c.org_id}\x1factive\x1f"
-            f"{c.command_id}\x1f{expires + 7 * 86400_000}"
+            f"{c.command_id}\x1f{expires + 7 * 86400_000}\x1f0"
         )
         event = stored * 3  # an event is about the size of the JSON snapshot
-        return ["EVALSHA", sha, 6, k.live, k.record, k.outbox, k.index, k.meta, k.archive,
-                604800000, c.session_id, head, event, stored]  # fmt: skip
+        keys_of = [k.live, k.record, k.outbox, k.index, k.meta, k.archive]
+        return keys_of, [c.session_id, 1, head, event, stored]
+
+    run = min(APPLY_CHUNK_SESSIONS, SESSIONS_PER_RUN)
+
+    def apply_runs() -> None:
+        # As the processor and store.apply send them: one EVALSHA per chunk of sessions.
+        for start in range(0, len(creates), run):
+            run_keys: list[str] = []
+            run_args: list[bytes | str | int] = [604800000]
+            for c, s in zip(
+                creates[start : start + run],
+                stored[start : start + run],
+                strict=True,
+            ):
+                session_keys, args = session_args(c, s)
+                run_keys += session_keys
+                run_args += args
+            packer.pack_command("EVALSHA", sha, len(run_keys), *run_keys, *run_args)
 
     def timed(fn: Callable[[], object]) -> float:
         runs = []
@@ -257,12 +276,8 @@ def micro_costs(records: int = 2000, seed: int = 7) -> list[PieceCost]:
             timed(lambda: [pack_snapshot(s) for s in snaps]),
         ),
         PieceCost(
-            "redis-py packing one create's EVALSHA (as store.apply, snapshot packed)",
-            timed(
-                lambda: [
-                    packer.pack_command(*apply_args(c, s))
-                    for c, s in zip(creates, stored, strict=True)
-                ]
-            ),
+            "Redis script arguments and their packing (hiredis), per create in runs of "
+            f"{run} as store.apply sends them",
+            timed(apply_runs),
         ),
     ]
