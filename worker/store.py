@@ -237,16 +237,11 @@ class SessionStore:
         return self._calls("forget", sids, (), part)[1]
 
     async def _per_session(
-        self,
-        script: str,
-        session_ids: Sequence[str],
-        head: Sequence[Arg],
-        part: Callable[[int], tuple[Sequence[str], Sequence[Arg]]],
+        self, positions: Sequence[Sequence[int]], calls: Sequence[_Call], sessions: int
     ) -> list[object]:
-        """Runs `script` over the sessions (see `_calls`), all runs in one round trip. Returns
-        each session's reply, in the order given."""
-        positions, calls = self._calls(script, session_ids, head, part)
-        replies: list[object] = [None] * len(session_ids)
+        """Runs the calls of `_calls` in one round trip. Returns each of the `sessions`
+        sessions' replies, in the order they were given to `_calls`."""
+        replies: list[object] = [None] * sessions
         for run, reply in zip(positions, await self._run(calls), strict=True):
             for i, item in zip(run, _items(reply), strict=True):
                 replies[i] = item
@@ -264,13 +259,20 @@ class SessionStore:
                 (len(req.outbox_fields), *req.outbox_fields, *req.command_ids),
             )
 
-        replies = await self._per_session("read", [r.session_id for r in requests], (), part)
+        sids = [r.session_id for r in requests]
+        replies = await self._per_session(*self._calls("read", sids, (), part), len(requests))
         return [_state(reply, req) for reply, req in zip(replies, requests, strict=True)]
 
     async def apply(self, groups: Sequence[SessionOps]) -> list[list[OpResult]]:
         """Runs each session's operations in order, all sessions in one round trip."""
         if not groups:
             return []
+        replies = await self._per_session(*self.apply_calls(groups), len(groups))
+        return [[_result(item) for item in _items(reply)] for reply in replies]
+
+    def apply_calls(self, groups: Sequence[SessionOps]) -> tuple[list[list[int]], list[_Call]]:
+        """The script runs `apply` sends for `groups` (see `_calls`); the benchmark packs them
+        to time this step without Redis."""
 
         def part(i: int) -> tuple[Sequence[str], Sequence[Arg]]:
             group, k = groups[i], self._keys.session(groups[i].session_id)
@@ -279,10 +281,7 @@ class SessionStore:
                 (group.session_id, len(group.ops), *[a for op in group.ops for a in op.packed()]),
             )
 
-        replies = await self._per_session(
-            "apply", [g.session_id for g in groups], (self._outbox_ttl_ms,), part
-        )
-        return [[_result(item) for item in _items(reply)] for reply in replies]
+        return self._calls("apply", [g.session_id for g in groups], (self._outbox_ttl_ms,), part)
 
     async def claim_expired(
         self, buckets: Sequence[int], now_ms: int, limit: int, lease_ms: int

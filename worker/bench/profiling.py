@@ -18,6 +18,7 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from pathlib import Path
 
+import redis.asyncio as aioredis
 import structlog
 
 from contracts.commands import CreateSession, command_decoder
@@ -32,7 +33,7 @@ from worker.processor import APPLY_CHUNK_SESSIONS
 from worker.redis_client import HiredisPackingConnection
 from worker.snapshot import new_session
 from worker.snapshot_codec import pack_snapshot
-from worker.store import SESSIONS_PER_RUN
+from worker.store import Op, SessionOps, SessionStore
 
 _LINE = re.compile(r" \([^)]*\)$|:\d+\)$")
 
@@ -191,37 +192,34 @@ def micro_costs(records: int = 2000, seed: int = 7) -> list[PieceCost]:
         # Not the bench's own quiet configuration: a level that lets the line through.
         wrapper_class=structlog.make_filtering_bound_logger(logging.INFO),
     )
-    keys = KeySpace("sw")
-    packer = HiredisPackingConnection()  # the worker's own (plain TCP)
+    # The worker's own store and packer, never connected: only the script runs are built.
+    store = SessionStore(aioredis.Redis(), KeySpace("sw"), 604_800_000)
+    packer = HiredisPackingConnection()
     sha = "0" * 40
 
-    def session_args(c: CreateSession, stored: bytes) -> tuple[list[str], list[bytes | str | int]]:
-        k = keys.session(c.session_id)
-        expires = now + 3600_000
-        head = (
-            f"put\x1f3:12345\x1f0\x1f0\x1f{expires}\x1f1\x1f{c.org_id}\x1factive\x1f"
-            f"{c.command_id}\x1f{expires + 7 * 86400_000}\x1f0"
+    def put(c: CreateSession, stored: bytes) -> SessionOps:
+        expires = now + 3_600_000
+        op = Op(
+            kind="put",
+            outbox_field="3:12345",
+            expected_version=0,
+            expected_live=False,
+            event=stored * 3,  # an event is about three times the stored snapshot's size
+            stored=stored,
+            expires_ms=expires,
+            new_version=1,
+            org_id=c.org_id,
+            status="active",
+            command_id=c.command_id,
+            record_expire_at_ms=expires + 7 * 86_400_000,
         )
-        event = stored * 3  # an event is about the size of the JSON snapshot
-        keys_of = [k.live, k.record, k.outbox, k.index, k.meta, k.archive]
-        return keys_of, [c.session_id, 1, head, event, stored]
+        return SessionOps(c.session_id, [op])
 
-    run = min(APPLY_CHUNK_SESSIONS, SESSIONS_PER_RUN)
-
-    def apply_runs() -> None:
-        # As the processor and store.apply send them: one EVALSHA per chunk of sessions.
-        for start in range(0, len(creates), run):
-            run_keys: list[str] = []
-            run_args: list[bytes | str | int] = [604800000]
-            for c, s in zip(
-                creates[start : start + run],
-                stored[start : start + run],
-                strict=True,
-            ):
-                session_keys, args = session_args(c, s)
-                run_keys += session_keys
-                run_args += args
-            packer.pack_command("EVALSHA", sha, len(run_keys), *run_keys, *run_args)
+    def apply_runs(chunks: list[list[SessionOps]]) -> None:
+        # As the processor hands chunks to store.apply, and _queue packs each run.
+        for chunk in chunks:
+            for call in store.apply_calls(chunk)[1]:
+                packer.pack_command("EVALSHA", sha, len(call.keys), *call.keys, *call.args)
 
     def timed(fn: Callable[[], object]) -> float:
         runs = []
@@ -243,6 +241,8 @@ def micro_costs(records: int = 2000, seed: int = 7) -> list[PieceCost]:
 
     values = [c.value for c in commands]
     stored = [pack_snapshot(s) for s in snaps]
+    puts = [put(c, s) for c, s in zip(creates, stored, strict=True)]
+    chunks = [puts[i : i + APPLY_CHUNK_SESSIONS] for i in range(0, len(puts), APPLY_CHUNK_SESSIONS)]
     return [
         PieceCost(
             "decode_record (all of it)",
@@ -277,7 +277,7 @@ def micro_costs(records: int = 2000, seed: int = 7) -> list[PieceCost]:
         ),
         PieceCost(
             "Redis script arguments and their packing (hiredis), per create in runs of "
-            f"{run} as store.apply sends them",
-            timed(apply_runs),
+            f"{APPLY_CHUNK_SESSIONS} as store.apply sends them",
+            timed(lambda: apply_runs(chunks)),
         ),
     ]
