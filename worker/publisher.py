@@ -68,7 +68,7 @@ class EventPublisher:
             if outcome.events:
                 partition = partition_of(outcome.event_key, partitions)
                 for event in outcome.events:
-                    self._append(batches, partition, outcome.event_key, event)
+                    append_to_batches(self._producer, batches, partition, outcome.event_key, event)
             if outcome.rejection is not None:
                 deliveries.append(
                     await self._producer.send(
@@ -78,26 +78,35 @@ class EventPublisher:
                         headers=dead_letter_headers(outcome, outcome.rejection),
                     )
                 )
-        for partition, builders in batches.items():
-            for builder in builders:
-                deliveries.append(
-                    await self._producer.send_batch(
-                        builder, self._events_topic, partition=partition
-                    )
-                )
+        deliveries += await send_batches(self._producer, self._events_topic, batches)
         return asyncio.gather(*deliveries)
 
-    def _append(
-        self,
-        batches: dict[int, list[BatchBuilder]],
-        partition: int,
-        key: bytes | None,
-        event: bytes,
-    ) -> None:
-        builders = batches.get(partition)
-        if builders is None:
-            builders = batches[partition] = [self._producer.create_batch()]
-        if builders[-1].append(timestamp=None, key=key, value=event) is None:
-            # Full (a batch always takes its first record, however large): start the next one.
-            builders.append(self._producer.create_batch())
-            builders[-1].append(timestamp=None, key=key, value=event)
+
+def append_to_batches(
+    producer: AIOKafkaProducer,
+    batches: dict[int, list[BatchBuilder]],
+    partition: int,
+    key: bytes | None,
+    value: bytes,
+) -> None:
+    """Adds a record to the last of `partition`'s record batches, starting one when there is
+    none or it is full; each batch then goes to the producer whole (`send_batch`)."""
+    builders = batches.get(partition)
+    if builders is None:
+        builders = batches[partition] = [producer.create_batch()]
+    if builders[-1].append(timestamp=None, key=key, value=value) is None:
+        # Full (a batch always takes its first record, however large): start the next one.
+        builders.append(producer.create_batch())
+        builders[-1].append(timestamp=None, key=key, value=value)
+
+
+async def send_batches(
+    producer: AIOKafkaProducer, topic: str, batches: dict[int, list[BatchBuilder]]
+) -> "list[asyncio.Future[object]]":
+    """Hands every batch of `append_to_batches` to the producer, in order per partition;
+    returns their deliveries."""
+    return [
+        await producer.send_batch(builder, topic, partition=partition)
+        for partition, builders in batches.items()
+        for builder in builders
+    ]
