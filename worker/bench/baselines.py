@@ -10,7 +10,6 @@ import asyncio
 import time
 from dataclasses import dataclass
 
-import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
 from worker.bench.kafkaio import LagSample, LagWatch, steady_rate
@@ -18,6 +17,7 @@ from worker.clock import now_ms
 from worker.keys import KeySpace
 from worker.processor import BatchProcessor, Limits
 from worker.publisher import EventPublisher
+from worker.redis_client import connect_redis
 from worker.settings import Settings
 from worker.store import SessionStore
 
@@ -83,7 +83,7 @@ async def ceiling(settings: Settings, out_topic: str, target: int, timeout_s: fl
 async def floor(settings: Settings, seconds: float) -> RunResult:
     """The worker's pieces one record at a time, for `seconds` (it is slow: a sample is enough)."""
     s = settings.replace(batch_max_records=1)
-    client = aioredis.Redis.from_url(s.redis_url, decode_responses=False)
+    client = connect_redis(s, socket_timeouts=False)  # the worker's own client
     store = SessionStore(client, KeySpace(s.key_prefix), s.outbox_ttl_ms)
     processor = BatchProcessor(
         store, Limits(s.max_record_bytes, s.expired_retention_ms, s.tombstone_ttl_ms), now_ms

@@ -42,6 +42,7 @@ from rich.progress import (
     TimeElapsedColumn,
 )
 
+from worker import event_loop
 from worker.bench import baselines, memory
 from worker.bench.clocked import FREEZE_ENV
 from worker.bench.commands import CREATE_HEAVY, CREATES_ONLY, CommandStream
@@ -614,7 +615,9 @@ def main(argv: Sequence[str] | None = None) -> int:
             ui.say("starting (or finding) Kafka and Redis ...")
             with open_services() as services:
                 ui.say(f"Kafka {services.bootstrap_servers}, Redis {services.redis_url}")
-                asyncio.run(run(cfg, services, ui, results))
+                # On the loop the worker runs on (its default), so the in-process ceiling and
+                # floor, and the load generator, run as the worker does.
+                event_loop.run(run(cfg, services, ui, results), Settings().event_loop)
         except KeyboardInterrupt:
             return 130
         except Exception as exc:  # noqa: BLE001 - reported, and what was measured is kept
