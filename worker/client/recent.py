@@ -1,14 +1,14 @@
 """A bounded set of recently seen ids, to drop repeated events in constant memory.
 
 Delivery is at least once: after a worker restart, events of the batch in flight arrive again,
-with the same eventId and bytes. Repeats follow their original closely (at most one worker
-batch, `SW_BATCH_MAX_RECORDS` = 500 records, per partition), so remembering the last ids seen is
-enough; the oldest is forgotten first.
+with the same eventId and bytes. Repeats follow their original closely (at most the two worker
+batches in flight, `SW_BATCH_MAX_RECORDS` = 1,000 records each), so remembering the last ids seen
+is enough; the oldest is forgotten first.
 """
 
 from collections import OrderedDict
 
-# 20 batches of 500: generous for the repeat window above. An entry costs about 200 bytes (a
+# 10 batches of 1,000: generous for the repeat window above. An entry costs about 200 bytes (a
 # 36-character UUID string and its ordered-dict slot), so the default bound is about 2 MB.
 DEFAULT_MAX_IDS = 10_000
 
