@@ -18,6 +18,7 @@ bytes intact and the format byte names the dictionary. A dictionary never change
 released (a test pins each file's digest); a better one gets a format byte of its own.
 """
 
+import functools
 import zlib
 from importlib.resources import files
 
@@ -52,13 +53,23 @@ def _compressor_with(dictionary: zstandard.ZstdCompressionDict) -> zstandard.Zst
 
 
 _trained = _zstd(_TRAINED_DICTIONARY, zstandard.DICT_TYPE_FULLDICT)
-_structure = _zstd(_STRUCTURE_DICTIONARY, zstandard.DICT_TYPE_RAWCONTENT)
 _compressor = _compressor_with(_trained)
-_structure_compressor = _compressor_with(_structure)
 _decompressors = {
     ZSTD_FORMAT: zstandard.ZstdDecompressor(dict_data=_trained),
-    STRUCTURE_ZSTD_FORMAT: zstandard.ZstdDecompressor(dict_data=_structure),
+    STRUCTURE_ZSTD_FORMAT: zstandard.ZstdDecompressor(
+        dict_data=zstandard.ZstdCompressionDict(
+            _STRUCTURE_DICTIONARY, dict_type=zstandard.DICT_TYPE_RAWCONTENT
+        )
+    ),
 }
+
+
+@functools.cache
+def _structure_compressor() -> zstandard.ZstdCompressor:
+    # Built on first use: only tests and the benchmark write the previous release's format.
+    return _compressor_with(_zstd(_STRUCTURE_DICTIONARY, zstandard.DICT_TYPE_RAWCONTENT))
+
+
 _inflate = zlib.decompressobj(-15, _STRUCTURE_DICTIONARY)
 
 
@@ -74,7 +85,7 @@ def pack_snapshot(snapshot: bytes) -> bytes:
 def pack_snapshot_as_previous_release(snapshot: bytes) -> bytes:
     """What the release before this one stored (format `\\x02`), for the tests that show it
     is still read and for the benchmark's comparison of layouts; the worker never writes it."""
-    return STRUCTURE_ZSTD_FORMAT + _structure_compressor.compress(snapshot)
+    return STRUCTURE_ZSTD_FORMAT + _structure_compressor().compress(snapshot)
 
 
 def unpack_snapshot(stored: bytes) -> bytes:
