@@ -17,6 +17,7 @@ from worker.bench.report import TARGET_ROWS
 TINY = [
     "--commands", "400",
     "--throughput-commands", "300",
+    "--rounds", "2",
     "--latency-s", "2",
     "--floor-s", "1",
     "--soak-s", "2",
@@ -53,5 +54,7 @@ def test_a_tiny_run_writes_every_row(services: Services, tmp_path: Path) -> None
         assert "met" in line or "not measured" in line
     for section in ("## Throughput", "## End-to-end latency", "## Redis memory", "## Expiry"):
         assert section in text
+    rounds = [x for x in text.splitlines() if x.startswith(("| 1 |", "| 2 |"))]
+    assert len(rounds) == 2, "one row per throughput round"
     if importlib.util.find_spec("matplotlib") is not None:
         assert (tmp_path / md.name.replace(".md", ".png")).stat().st_size > 0

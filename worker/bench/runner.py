@@ -5,9 +5,11 @@ KAFKA_BOOTSTRAP_SERVERS / REDIS_URL when set), each on topics, groups and key pr
 own:
 
 1. Redis memory per live session through the real worker, then candidate layouts.
-2. Preload the create-heavy mix; ceiling (raw pass-through), floor (batch of one), then the
-   worker as a subprocess from start to lag 0: its maximum throughput.
-3. The same worker process at 25% and 50% of that maximum: end-to-end latency.
+2. Preload the create-heavy mix; then `--rounds` times: ceiling (raw pass-through), floor
+   (batch of one), and the worker as a subprocess from start to lag 0, its maximum throughput.
+   Measured one after the other and more than once, so that a slow minute of a shared machine
+   weighs on all three and does not decide a ratio; the targets take the median ratio.
+3. The last round's worker process at 25% and 50% of the median maximum: end-to-end latency.
 4. The same worker process soaked at a steady load until it has handled `--commands` in all (or
    `--soak-s` ends): RSS after that many commands and its flatness over the soak.
 5. An expiry burst: `--expiring` sessions whose TTL runs out in the same millisecond.
@@ -50,7 +52,14 @@ from worker.bench.kafkaio import EventCollector, LagWatch, make_topics, preload,
 from worker.bench.offered import LoadResult, offer
 from worker.bench.procs import WorkerProc, scrape
 from worker.bench.profiling import Recorder, micro_costs, py_spy, summarise
-from worker.bench.report import ExpiryResult, Results, markdown, plot
+from worker.bench.report import (
+    ExpiryResult,
+    Results,
+    ThroughputRound,
+    markdown,
+    plot,
+    settle_rounds,
+)
 from worker.clock import now_ms
 from worker.devenv.ports import free_port
 from worker.devenv.services import Services, open_services
@@ -63,6 +72,7 @@ RESULTS_DIR = Path("bench/results")
 class Config:
     commands: int = 1_000_000  # the worker handles this many in all before RSS is judged
     throughput_commands: int = 200_000  # preloaded for ceiling / worker max throughput
+    rounds: int = 3  # of ceiling, floor and worker; the targets take the median ratio
     floor_s: float = 20.0
     latency_s: float = 30.0  # per offered load
     loads: tuple[float, ...] = (0.25, 0.5)
@@ -87,6 +97,7 @@ class Config:
         return {
             "commands": 40_000,
             "throughput_commands": 15_000,
+            "rounds": 1,
             "floor_s": 5.0,
             "latency_s": 10.0,
             "soak_s": 20.0,
@@ -111,6 +122,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     sizes = (
         ("commands", int, "commands the worker handles in all; RSS is judged after them"),
         ("throughput_commands", int, "preloaded for the max-throughput runs"),
+        ("rounds", int, "of ceiling, floor and worker; the targets take the median ratio"),
         ("soak_s", float, "soak length, seconds"),
         ("latency_s", float, "seconds per offered load"),
         ("floor_s", float, "floor sample length, seconds"),
@@ -254,7 +266,7 @@ async def run(cfg: Config, services: Services, ui: Display, results: Results) ->
     logs = Path(tempfile.mkdtemp(prefix="worker-bench-"))
     try:
         await _memory_phase(cfg, base, client, run_id, results, ui)
-        await _main_phases(cfg, base, run_id, results, ui, logs)
+        await _main_phases(cfg, base, client, run_id, results, ui, logs)
         await _expiry_phase(cfg, base, run_id, results, ui, logs)
         if cfg.profile:
             await _profile_phase(cfg, base, run_id, results, ui, logs)
@@ -296,35 +308,30 @@ async def _memory_phase(
 
 
 async def _main_phases(
-    cfg: Config, base: Settings, run_id: str, results: Results, ui: Display, logs: Path
+    cfg: Config,
+    base: Settings,
+    client: aioredis.Redis,
+    run_id: str,
+    results: Results,
+    ui: Display,
+    logs: Path,
 ) -> None:
     tag = run_id[5:]
     main = _settings(base, f"{run_id}-main", f"bw{tag}")
     await make_topics(main, cfg.partitions)
-    await make_topics(
-        main.replace(events_topic=f"{run_id}-ceiling.out", dead_letter_topic=f"{run_id}-c.dlq"),
-        cfg.partitions,
-    )
-    floor_s = main.replace(
-        events_topic=f"{run_id}-floor.events",
-        dead_letter_topic=f"{run_id}-floor.dlq",
-        group_id=f"{run_id}-floor",
-        key_prefix=f"bf{tag}",
-    )
-    await make_topics(floor_s, cfg.partitions)
     stream = CommandStream(cfg.seed, mix=CREATE_HEAVY, tag="t")
     n = cfg.throughput_commands
     with ui.phase(f"preloading {n:,} commands (create-heavy)", n) as advance:
         await preload(main.kafka_bootstrap_servers, main.commands_topic, stream.take(n), advance)
 
-    with ui.phase("ceiling: raw pass-through", n) as advance:
-        results.ceiling = await baselines.ceiling(
-            main.replace(group_id=f"{run_id}-ceiling"), f"{run_id}-ceiling.out", n, 600
-        )
-    ui.say(f"  ceiling {results.ceiling.rate:,.0f} records/s")
-    with ui.phase(f"floor: one record at a time, {cfg.floor_s:g} s", None):
-        results.floor = await baselines.floor(floor_s, cfg.floor_s)
-    ui.say(f"  floor {results.floor.rate:,.1f} records/s")
+    # Every round but the last runs a worker of its own; the last one's goes on to the latency
+    # and soak phases, so that its RSS is judged after all the commands it handled.
+    for k in range(1, cfg.rounds):
+        ceiling, floor = await _baselines(cfg, main, client, run_id, k, ui)
+        worker = await _round_worker(cfg, main, client, run_id, k, ui, logs)
+        results.rounds.append(ThroughputRound(ceiling, floor, worker))
+        settle_rounds(results)  # kept if a later phase fails
+    ceiling, floor = await _baselines(cfg, main, client, run_id, cfg.rounds, ui)
 
     watch = LagWatch(main.kafka_bootstrap_servers, main.commands_topic, main.group_id)
     await watch.start()
@@ -333,30 +340,13 @@ async def _main_phases(
     try:
         async with proc:
             results.worker_started = proc.started_at
-            cpu_before = proc.cpu_now()
-            metrics_before = await _metrics(port)
-            with ui.phase("worker: preloaded commands to lag 0", n) as advance:
-                shown = asyncio.create_task(_watch_progress(watch, advance))
-                try:
-                    done = await watch.until(n, timeout_s=1800)
-                finally:
-                    shown.cancel()
-            proc.check()
-            if not done:
-                raise RuntimeError("the worker did not reach lag 0 within 30 min")
-            rate, window = steady_rate(watch.samples)
-            wall = watch.samples[-1].t - proc.started_at
-            metrics_after = await _metrics(port)
-
-            def delta(name: str) -> float:
-                return metrics_after.get(name, math.nan) - metrics_before.get(name, 0.0)
-
-            results.worker = baselines.RunResult(
-                "worker", n, rate, window, wall, list(watch.samples), proc.cpu_now() - cpu_before,
-                batches=delta("session_worker_batch_records_count"),
-                batch_seconds=delta("session_worker_batch_duration_seconds_sum"),
-            )  # fmt: skip
-            ui.say(f"  worker {rate:,.0f} commands/s (lag 0 after {wall:.1f} s from start)")
+            worker = await _worker_max(proc, watch, port, n, _round_label(cfg, cfg.rounds), ui)
+            results.rounds.append(ThroughputRound(ceiling, floor, worker))
+            settle_rounds(results)
+            assert results.worker is not None  # noqa: S101 - a round was just added
+            rate = results.worker.rate
+            if cfg.rounds > 1:
+                ui.say(f"  median of {cfg.rounds} rounds: worker {rate:,.0f} commands/s")
 
             live = CommandStream(cfg.seed + 1, mix=CREATE_HEAVY, tag="l")
             for share in cfg.loads:
@@ -407,6 +397,100 @@ async def _main_phases(
     finally:
         results.rss = list(proc.rss)
         await watch.stop()
+
+
+def _round_label(cfg: Config, k: int) -> str:
+    return f"round {k}/{cfg.rounds}: " if cfg.rounds > 1 else ""
+
+
+async def _baselines(
+    cfg: Config, main: Settings, client: aioredis.Redis, run_id: str, k: int, ui: Display
+) -> tuple[baselines.RunResult, baselines.RunResult]:
+    """Round `k`'s ceiling and floor over the preloaded commands of `main`."""
+    tag, label, n = run_id[5:], _round_label(cfg, k), cfg.throughput_commands
+    out = main.replace(events_topic=f"{run_id}-ceiling{k}.out", dead_letter_topic=f"{run_id}-c.dlq")
+    floor_s = main.replace(
+        events_topic=f"{run_id}-floor{k}.events",
+        dead_letter_topic=f"{run_id}-floor.dlq",
+        group_id=f"{run_id}-floor{k}",
+        key_prefix=f"bf{tag}" if k == cfg.rounds else f"bf{tag}r{k}",
+    )
+    await make_topics(out, cfg.partitions)
+    await make_topics(floor_s, cfg.partitions)
+    with ui.phase(f"{label}ceiling: raw pass-through", n):
+        ceiling = await baselines.ceiling(
+            main.replace(group_id=f"{run_id}-ceiling{k}"), out.events_topic, n, 600
+        )
+    ui.say(f"  ceiling {ceiling.rate:,.0f} records/s")
+    with ui.phase(f"{label}floor: one record at a time, {cfg.floor_s:g} s", None):
+        floor = await baselines.floor(floor_s, cfg.floor_s)
+    ui.say(f"  floor {floor.rate:,.1f} records/s")
+    if k < cfg.rounds:  # the last round's keys go with the rest of the run's
+        await memory.delete_under(client, floor_s.key_prefix)
+    return ceiling, floor
+
+
+async def _round_worker(
+    cfg: Config,
+    main: Settings,
+    client: aioredis.Redis,
+    run_id: str,
+    k: int,
+    ui: Display,
+    logs: Path,
+) -> baselines.RunResult:
+    """A worker of its own (group, key prefix, events topic) from start to lag 0 over the
+    preloaded commands; stopped, and its keys removed, after."""
+    s = main.replace(
+        events_topic=f"{run_id}-worker{k}.events",
+        group_id=f"{run_id}-worker{k}",
+        key_prefix=f"bw{run_id[5:]}r{k}",
+    )
+    await make_topics(s, cfg.partitions)
+    watch = LagWatch(s.kafka_bootstrap_servers, s.commands_topic, s.group_id)
+    await watch.start()
+    port = free_port()
+    try:
+        async with WorkerProc(
+            s.replace(http_host="127.0.0.1", http_port=port), logs / f"worker-round{k}.log"
+        ) as proc:
+            run = await _worker_max(
+                proc, watch, port, cfg.throughput_commands, _round_label(cfg, k), ui
+            )
+    finally:
+        await watch.stop()
+    await memory.delete_under(client, s.key_prefix)
+    return run
+
+
+async def _worker_max(
+    proc: WorkerProc, watch: LagWatch, port: int, n: int, label: str, ui: Display
+) -> baselines.RunResult:
+    """The started worker `proc` from start to lag 0 over `n` preloaded commands."""
+    cpu_before = proc.cpu_now()
+    metrics_before = await _metrics(port)
+    with ui.phase(f"{label}worker: preloaded commands to lag 0", n) as advance:
+        shown = asyncio.create_task(_watch_progress(watch, advance))
+        try:
+            done = await watch.until(n, timeout_s=1800)
+        finally:
+            shown.cancel()
+    proc.check()
+    if not done:
+        raise RuntimeError("the worker did not reach lag 0 within 30 min")
+    rate, window = steady_rate(watch.samples)
+    wall = watch.samples[-1].t - proc.started_at
+    metrics_after = await _metrics(port)
+
+    def delta(name: str) -> float:
+        return metrics_after.get(name, math.nan) - metrics_before.get(name, 0.0)
+
+    ui.say(f"  worker {rate:,.0f} commands/s (lag 0 after {wall:.1f} s from start)")
+    return baselines.RunResult(
+        "worker", n, rate, window, wall, list(watch.samples), proc.cpu_now() - cpu_before,
+        batches=delta("session_worker_batch_records_count"),
+        batch_seconds=delta("session_worker_batch_duration_seconds_sum"),
+    )  # fmt: skip
 
 
 async def _ceiling_latency(
