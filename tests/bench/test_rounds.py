@@ -40,8 +40,10 @@ def test_ratios_are_the_median_of_each_rounds_own_ratio() -> None:
     of_ceiling, of_floor = ratios(r)
     assert of_ceiling == 0.25
     assert of_floor == 10.0
-    assert r.worker is not None and r.worker.rate == 100.0
-    assert r.ceiling is not None and r.ceiling.rate == 380.0
+    assert r.worker is not None
+    assert r.worker.rate == 100.0
+    assert r.ceiling is not None
+    assert r.ceiling.rate == 380.0
     rows = {row[0]: row for row in target_rows(r)}
     assert "rounds 25.0%, 25.0%, 28.9%, median 25.0%" in rows["throughput vs ceiling"][3]
     assert "median of 3 rounds" in rows["throughput vs ceiling"][2]
