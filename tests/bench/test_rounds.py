@@ -8,7 +8,6 @@ from worker.bench.report import (
     ThroughputRound,
     median_run,
     ratios,
-    settle_rounds,
     target_rows,
 )
 
@@ -23,7 +22,6 @@ def _results(*rounds: tuple[float, float, float]) -> Results:
         ThroughputRound(_run("ceiling", c), _run("floor", f), _run("worker", w))
         for c, f, w in rounds
     ]
-    settle_rounds(r)
     return r
 
 

@@ -81,10 +81,6 @@ class Results:
     config: dict[str, object]
     services: str
     rounds: list[ThroughputRound] = field(default_factory=list)
-    # Each contender's run of median rate over the rounds (see `settle_rounds`).
-    ceiling: RunResult | None = None
-    floor: RunResult | None = None
-    worker: RunResult | None = None
     loads: list[tuple[float, LoadResult]] = field(default_factory=list)  # (share of max, result)
     ceiling_latency: LoadResult | None = None  # the pass-through at 50% of the worker's max
     soak: LoadResult | None = None
@@ -100,14 +96,18 @@ class Results:
     profile: Profile | None = None
     notes: list[str] = field(default_factory=list)
 
+    # Each contender's run of median rate over the rounds: the rates the report shows.
+    @property
+    def ceiling(self) -> RunResult | None:
+        return median_run([rd.ceiling for rd in self.rounds]) if self.rounds else None
 
-def settle_rounds(results: Results) -> None:
-    """Picks each contender's median run of the rounds: the rates the report shows."""
-    rounds = results.rounds
-    if rounds:
-        results.ceiling = median_run([rd.ceiling for rd in rounds])
-        results.floor = median_run([rd.floor for rd in rounds])
-        results.worker = median_run([rd.worker for rd in rounds])
+    @property
+    def floor(self) -> RunResult | None:
+        return median_run([rd.floor for rd in self.rounds]) if self.rounds else None
+
+    @property
+    def worker(self) -> RunResult | None:
+        return median_run([rd.worker for rd in self.rounds]) if self.rounds else None
 
 
 def ratios(r: Results) -> tuple[float, float]:

@@ -58,7 +58,6 @@ from worker.bench.report import (
     ThroughputRound,
     markdown,
     plot,
-    settle_rounds,
 )
 from worker.clock import now_ms
 from worker.devenv.ports import free_port
@@ -274,7 +273,8 @@ async def run(cfg: Config, services: Services, ui: Display, results: Results) ->
             results.pieces = micro_costs()
         if services.source == "external":
             with ui.phase("removing the benchmark's keys", None):
-                for prefix in ("bm", "br", "bf", "bw", "be", "bp"):
+                # (Each round's floor and earlier workers removed theirs already.)
+                for prefix in ("bm", "br", "bw", "be", "bp"):
                     await memory.delete_under(client, f"{prefix}{run_id[5:]}")
     finally:
         await client.aclose()
@@ -330,7 +330,6 @@ async def _main_phases(
         ceiling, floor = await _baselines(cfg, main, client, run_id, k, ui)
         worker = await _round_worker(cfg, main, client, run_id, k, ui, logs)
         results.rounds.append(ThroughputRound(ceiling, floor, worker))
-        settle_rounds(results)  # kept if a later phase fails
     ceiling, floor = await _baselines(cfg, main, client, run_id, cfg.rounds, ui)
 
     watch = LagWatch(main.kafka_bootstrap_servers, main.commands_topic, main.group_id)
@@ -342,7 +341,6 @@ async def _main_phases(
             results.worker_started = proc.started_at
             worker = await _worker_max(proc, watch, port, n, _round_label(cfg, cfg.rounds), ui)
             results.rounds.append(ThroughputRound(ceiling, floor, worker))
-            settle_rounds(results)
             assert results.worker is not None  # noqa: S101 - a round was just added
             rate = results.worker.rate
             if cfg.rounds > 1:
@@ -406,14 +404,15 @@ def _round_label(cfg: Config, k: int) -> str:
 async def _baselines(
     cfg: Config, main: Settings, client: aioredis.Redis, run_id: str, k: int, ui: Display
 ) -> tuple[baselines.RunResult, baselines.RunResult]:
-    """Round `k`'s ceiling and floor over the preloaded commands of `main`."""
+    """Round `k`'s ceiling and floor over the preloaded commands of `main`; the floor's keys
+    are removed after it."""
     tag, label, n = run_id[5:], _round_label(cfg, k), cfg.throughput_commands
     out = main.replace(events_topic=f"{run_id}-ceiling{k}.out", dead_letter_topic=f"{run_id}-c.dlq")
     floor_s = main.replace(
         events_topic=f"{run_id}-floor{k}.events",
         dead_letter_topic=f"{run_id}-floor.dlq",
         group_id=f"{run_id}-floor{k}",
-        key_prefix=f"bf{tag}" if k == cfg.rounds else f"bf{tag}r{k}",
+        key_prefix=f"bf{tag}r{k}",
     )
     await make_topics(out, cfg.partitions)
     await make_topics(floor_s, cfg.partitions)
@@ -425,8 +424,7 @@ async def _baselines(
     with ui.phase(f"{label}floor: one record at a time, {cfg.floor_s:g} s", None):
         floor = await baselines.floor(floor_s, cfg.floor_s)
     ui.say(f"  floor {floor.rate:,.1f} records/s")
-    if k < cfg.rounds:  # the last round's keys go with the rest of the run's
-        await memory.delete_under(client, floor_s.key_prefix)
+    await memory.delete_under(client, floor_s.key_prefix)
     return ceiling, floor
 
 
