@@ -10,21 +10,26 @@ still in the index, with their last snapshot, when one starts.
 
 import asyncio
 import contextlib
+import logging
 import time
 from collections.abc import Callable, Sequence
 
 import structlog
 from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
 
 from worker.constants import BUCKETS
 from worker.errors import WorkerError
 from worker.eventing import expired_event
 from worker.metrics import Metrics
+from worker.partitioning import partition_of
+from worker.publisher import append_to_batches, send_batches
 from worker.store import ExpiredSession, SessionStore
 
 log = structlog.get_logger("worker.expiry")
 
 ALL_BUCKETS = tuple(range(BUCKETS))
+YIELD_EVERY = 256  # events built between turns of the event loop during a large sweep
 
 
 def buckets_of_partitions(partitions: Sequence[int], partition_count: int) -> Sequence[int]:
@@ -94,26 +99,50 @@ class ExpirySweeper:
         self.last_sweep = time.monotonic()
         if not claimed:
             return False
-        deliveries = [
-            await self._producer.send(
-                self._events_topic, _event(session), key=session.session_id.encode()
-            )
-            for session in claimed
-        ]
-        await asyncio.gather(*deliveries)
+        await asyncio.gather(*await self._send(claimed))
         await self._store.finish_expired(claimed, self._clock() + self._tombstone_ttl_ms)
         self.announced += len(claimed)
         done = self._clock()
-        self._metrics.observe_expired(done - s.expires_ms for s in claimed)
+        self._metrics.observe_expired([done - s.expires_ms for s in claimed])
+        _log_expired(claimed, now)
+        return len(claimed) >= self._batch_max
+
+    async def _send(self, claimed: Sequence[ExpiredSession]) -> "list[asyncio.Future[object]]":
+        """Queues the events in one record batch per partition, as the command loop queues its
+        own (`send` per event was over a third of a sweep's CPU), and returns their deliveries.
+        Each event goes to the partition of its session's other events (`partition_of` is
+        Kafka's own partitioner). A large sweep lets the command loop run every few hundred
+        events instead of holding the event loop until all are built."""
+        partitions = len(await self._producer.partitions_for(self._events_topic))
+        batches: dict[int, list[BatchBuilder]] = {}
+        for n, session in enumerate(claimed, 1):
+            key = session.session_id.encode()
+            event = _event(session)
+            append_to_batches(self._producer, batches, partition_of(key, partitions), key, event)
+            if n % YIELD_EVERY == 0:
+                await asyncio.sleep(0)
+        return await send_batches(self._producer, self._events_topic, batches)
+
+
+def _log_expired(claimed: Sequence[ExpiredSession], now: int) -> None:
+    """One info line per sweep, and at debug one per session, as the command loop logs one line
+    per batch: a JSON line per session was a sixth of a sweep's CPU."""
+    delays = sorted(now - s.expires_ms for s in claimed)
+    if log.is_enabled_for(logging.DEBUG):
         for session in claimed:
-            log.info(
+            log.debug(
                 "session expired",
                 session_id=session.session_id,
                 org_id=session.org_id,
                 version=session.version + 1,
                 delay_ms=now - session.expires_ms,
             )
-        return len(claimed) >= self._batch_max
+    log.info(
+        "sessions expired",
+        sessions=len(claimed),
+        delay_ms_median=delays[len(delays) // 2],
+        delay_ms_max=delays[-1],
+    )
 
 
 def _event(session: ExpiredSession) -> bytes:

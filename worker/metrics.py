@@ -234,11 +234,10 @@ class Metrics:
         self.rebalances.labels(change=change).inc()
         self.assigned_partitions.set(partitions if change == "assigned" else 0)
 
-    def observe_expired(self, delays_ms: Iterable[int]) -> None:
+    def observe_expired(self, delays_ms: Sequence[int]) -> None:
         """Expiry events sent: for each, milliseconds from `expiresAt` to now."""
-        for delay_ms in delays_ms:
-            self.expired.inc()
-            self.expiry_delay.observe(max(0, delay_ms) / 1000)
+        self.expired.inc(len(delays_ms))
+        observe_many(self.expiry_delay, [max(0, delay_ms) / 1000 for delay_ms in delays_ms])
 
     def count_error(self, exc: BaseException, where: str) -> None:
         """Counts a Redis or Kafka failure (anything else is not counted here)."""

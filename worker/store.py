@@ -315,18 +315,14 @@ class SessionStore:
         """Turns announced sessions into tombstones; returns how many were still as claimed."""
         if not announced:
             return 0
-        replies = await self._run(
-            [
-                _Call(
-                    "finish_expired",
-                    (k.live, k.record, k.index, k.meta, k.archive),
-                    (e.session_id, e.version, tombstone_until_ms),
-                )
-                for e in announced
-                for k in (self._keys.session(e.session_id),)
-            ]
-        )
-        return sum(1 for r in replies if r == 1)
+
+        def part(i: int) -> tuple[Sequence[str], Sequence[Arg]]:
+            e, k = announced[i], self._keys.session(announced[i].session_id)
+            return (k.live, k.record, k.index, k.meta, k.archive), (e.session_id, e.version)
+
+        sids = [e.session_id for e in announced]
+        calls = self._calls("finish_expired", sids, (tombstone_until_ms,), part)[1]
+        return sum(_int(reply) for reply in await self._run(calls))
 
     def committed(self, entries: Iterable[tuple[str, str]]) -> None:
         """Outbox entries whose offsets are committed; removed with the next round trip."""

@@ -1,15 +1,21 @@
--- Records that a claimed expiry was announced: the session becomes a tombstone.
--- KEYS: live, record, index, then the older layout's meta and archive (see record.lua).
--- ARGV: session id, claimed version, tombstone expire-at (ms).
--- Does nothing if the session changed since the claim (re-created under the same id).
-if redis.call('EXISTS', KEYS[1]) == 1 then
-  return 0
+-- Records that claimed expiries were announced: each session becomes a tombstone.
+-- Many sessions per call (a call per session cost redis-py a command and a reply each).
+-- KEYS: 5 per session: live, record, index, then the older layout's meta and archive (see
+--   record.lua). On a cluster, one call's sessions share a hash tag.
+-- ARGV: tombstone expire-at (ms), then per session: its id and the claimed version.
+-- A session that changed since the claim (re-created under the same id) is left alone.
+-- Returns how many sessions were still as claimed.
+local finished, a = 0, 2
+for k = 1, #KEYS, 5 do
+  if redis.call('EXISTS', KEYS[k]) == 0 then
+    local rec = read_record(KEYS[k + 1], KEYS[k + 3], KEYS[k + 4])
+    if rec and rec.v == tonumber(ARGV[a + 1]) then
+      rec.v, rec.st, rec.x, rec.copy = rec.v + 1, 'expired', '', ''
+      write_record(KEYS[k + 1], KEYS[k + 3], KEYS[k + 4], rec, ARGV[1])
+      redis.call('ZREM', KEYS[k + 2], ARGV[a])
+      finished = finished + 1
+    end
+  end
+  a = a + 2
 end
-local rec = read_record(KEYS[2], KEYS[4], KEYS[5])
-if not rec or rec.v ~= tonumber(ARGV[2]) then
-  return 0
-end
-rec.v, rec.st, rec.x, rec.copy = rec.v + 1, 'expired', '', ''
-write_record(KEYS[2], KEYS[4], KEYS[5], rec, ARGV[3])
-redis.call('ZREM', KEYS[3], ARGV[1])
-return 1
+return finished
