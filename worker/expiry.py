@@ -72,40 +72,70 @@ class ExpirySweeper:
         self._buckets = buckets
         self.announced = 0
         self.last_sweep = time.monotonic()
+        self._finishing: asyncio.Future[None] | None = None  # the last full pass's tombstones
 
     async def run(self, stop: asyncio.Event) -> None:
-        while not stop.is_set():
-            try:
-                full = await self.sweep()
-            except (WorkerError, OSError) as exc:
-                self._metrics.count_error(exc, "sweep")
-                log.warning("expiry sweep failed, will retry", error=str(exc))
-                full = False
-            except Exception as exc:  # noqa: BLE001 - Kafka errors: retry, never die silently
-                self._metrics.count_error(exc, "sweep")
-                log.warning("expiry sweep failed, will retry", error=repr(exc))
-                full = False
-            if not full:
-                with contextlib.suppress(TimeoutError):
-                    await asyncio.wait_for(stop.wait(), timeout=self._interval_s)
+        try:
+            while not stop.is_set():
+                try:
+                    full = await self.sweep()
+                except (WorkerError, OSError) as exc:
+                    self._metrics.count_error(exc, "sweep")
+                    log.warning("expiry sweep failed, will retry", error=str(exc))
+                    full = False
+                except Exception as exc:  # noqa: BLE001 - Kafka errors: retry, never die silently
+                    self._metrics.count_error(exc, "sweep")
+                    log.warning("expiry sweep failed, will retry", error=repr(exc))
+                    full = False
+                if not full:
+                    with contextlib.suppress(TimeoutError):
+                        await asyncio.wait_for(stop.wait(), timeout=self._interval_s)
+        finally:
+            # Announced but not finished: the leases lapse and the next sweeper sends the
+            # identical events again. Finishing now spares that.
+            with contextlib.suppress(WorkerError, OSError):
+                await self._finish_previous()
 
     async def sweep(self) -> bool:
-        """One pass over every bucket; True if a bucket had more due than one batch takes."""
+        """One pass over every bucket; True if a bucket may have more due than one pass takes
+        (`batch_max` per bucket), and the next pass should start at once.
+
+        Passes overlap a little: after a full pass the tombstones are written while the next
+        pass claims and builds its events (its sessions are not due again, their leases moved
+        them ahead); a pass that leaves nothing due finishes before it returns."""
         now = self._clock()
         buckets = self._buckets()
-        if not buckets:
-            return False
-        claimed = await self._store.claim_expired(buckets, now, self._batch_max, self._lease_ms)
+        claimed = (
+            await self._store.claim_expired(buckets, now, self._batch_max, self._lease_ms)
+            if buckets
+            else []
+        )
         self.last_sweep = time.monotonic()
+        deliveries = await self._send(claimed) if claimed else []
+        await self._finish_previous()
         if not claimed:
             return False
-        await asyncio.gather(*await self._send(claimed))
+        await asyncio.gather(*deliveries)
+        finishing = self._finish(claimed, now)
+        full = len(claimed) >= self._batch_max
+        if full:
+            self._finishing = asyncio.ensure_future(finishing)
+        else:
+            await finishing
+        return full
+
+    async def _finish_previous(self) -> None:
+        finishing, self._finishing = self._finishing, None
+        if finishing is not None:
+            await finishing
+
+    async def _finish(self, claimed: Sequence[ExpiredSession], now: int) -> None:
+        """Once their events are delivered: the sessions become tombstones, counted and logged."""
         await self._store.finish_expired(claimed, self._clock() + self._tombstone_ttl_ms)
         self.announced += len(claimed)
         done = self._clock()
         self._metrics.observe_expired([done - s.expires_ms for s in claimed])
         _log_expired(claimed, now)
-        return len(claimed) >= self._batch_max
 
     async def _send(self, claimed: Sequence[ExpiredSession]) -> "list[asyncio.Future[object]]":
         """Queues the events in one record batch per partition, as the command loop queues its

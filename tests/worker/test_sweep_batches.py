@@ -3,7 +3,9 @@ sessions: each expired session is still announced once, on its key's partition, 
 that changed after its claim is left as it is. Real Kafka and Redis; sessions are written
 already expired, so nothing waits for a TTL."""
 
+import asyncio
 import json
+from collections import Counter
 
 import pytest
 import redis.asyncio as aioredis
@@ -14,7 +16,7 @@ from tests.factories import new_id
 from tests.support import TopicReader
 from worker.clock import now_ms
 from worker.expiry import ExpirySweeper
-from worker.keys import KeySpace
+from worker.keys import KeySpace, bucket_of
 from worker.metrics import Metrics
 from worker.partitioning import partition_of
 from worker.session_record import parse_record
@@ -41,9 +43,18 @@ def _put(sid: str, version: int, expires_ms: int, command_id: str) -> Op:
     )  # fmt: skip
 
 
-async def _expired_sessions(store: SessionStore, count: int) -> list[str]:
+def _ids(count: int, buckets: range = range(256)) -> list[str]:
+    sids: list[str] = []
+    while len(sids) < count:
+        sid = new_id("s")
+        if bucket_of(sid) in buckets:
+            sids.append(sid)
+    return sids
+
+
+async def _expired_sessions(store: SessionStore, sids: list[str]) -> list[str]:
     """Sessions whose TTL ran out a second ago and whose expiry is not announced yet."""
-    sids = [new_id("s") for _ in range(count)]
+    count = len(sids)
     due = now_ms() - 1000
     results = await store.apply([SessionOps(sid, [_put(sid, 1, due, "cmd-1")]) for sid in sids])
     assert results == [[Applied()]] * count
@@ -55,7 +66,7 @@ async def test_finishing_many_sessions_in_one_call_leaves_a_changed_one_alone(
 ) -> None:
     keys = KeySpace("sw")
     store = SessionStore(redis_client, keys, outbox_ttl_ms=60_000)
-    sids = await _expired_sessions(store, SESSIONS)
+    sids = await _expired_sessions(store, _ids(SESSIONS))
     claimed = await store.claim_expired(range(256), now_ms(), 1000, 30_000)
     assert sorted(c.session_id for c in claimed) == sorted(sids)
 
@@ -83,26 +94,43 @@ async def test_finishing_many_sessions_in_one_call_leaves_a_changed_one_alone(
     assert await store.claim_expired(range(256), now_ms(), 1000, 30_000) == []
 
 
+@pytest.mark.parametrize("batch_max", [1000, 3])
 async def test_a_sweep_announces_each_session_once_on_its_keys_partition(
-    settings: Settings, redis_client: aioredis.Redis
+    settings: Settings, redis_client: aioredis.Redis, batch_max: int
 ) -> None:
-    store = SessionStore(redis_client, KeySpace(settings.key_prefix), settings.outbox_ttl_ms)
-    sids = await _expired_sessions(store, SESSIONS)
+    """With 1000 per bucket, one pass takes them all; with 3, the sweeper makes passes (each
+    pass's tombstones written while the next one claims) until nothing is due. The sessions
+    share two buckets, so passes of 3 per bucket take as many passes as the fuller one needs."""
+    keys = KeySpace(settings.key_prefix)
+    store = SessionStore(redis_client, keys, settings.outbox_ttl_ms)
+    sids = await _expired_sessions(store, _ids(SESSIONS, range(2)))
     metrics = Metrics()
     # Small record batches, so every partition's events need several.
     producer = AIOKafkaProducer(**{**settings.to_producer_params(), "max_batch_size": 2048})
     await producer.start()
     try:
         sweeper = ExpirySweeper(
-            store, producer, settings.events_topic, interval_ms=500, batch_max=1000,
+            store, producer, settings.events_topic, interval_ms=500, batch_max=batch_max,
             lease_ms=30_000, tombstone_ttl_ms=DAY_MS, clock=now_ms, metrics=metrics,
         )  # fmt: skip
         with capture_logs() as logs:
-            assert await sweeper.sweep() is False  # every due session fit in this sweep
-            assert await sweeper.sweep() is False  # and nothing is left to announce
+            passes = 1
+            while await sweeper.sweep():
+                passes += 1
+            assert await sweeper.sweep() is False  # nothing is left to announce
     finally:
         await producer.stop()
     assert sweeper.announced == SESSIONS
+    fullest = max(Counter(bucket_of(sid) for sid in sids).values())
+    # A pass that took exactly what was left was full too; the one after it finds nothing.
+    needed = 1 if batch_max == 1000 else -(-fullest // batch_max)
+    assert passes in (needed, needed + 1)
+    for sid in sids:  # every tombstone written once the last pass returned
+        k = keys.session(sid)
+        raw = await redis_client.get(k.record)
+        assert isinstance(raw, bytes)
+        assert parse_record(raw).status == "expired"
+        assert await redis_client.zscore(k.index, sid) is None
 
     reader = TopicReader(settings.kafka_bootstrap_servers, settings.events_topic)
     await reader.start()
@@ -122,9 +150,48 @@ async def test_a_sweep_announces_each_session_once_on_its_keys_partition(
         assert event["version"] == 2
         assert event["session"] == json.loads(_snapshot(event["sessionId"]))  # the last one
 
-    (line,) = [entry for entry in logs if entry["log_level"] != "debug"]
-    assert (line["event"], line["sessions"]) == ("sessions expired", SESSIONS)
-    assert 1000 <= line["delay_ms_median"] <= line["delay_ms_max"] < 60_000
+    lines = [entry for entry in logs if entry["log_level"] != "debug"]
+    assert {entry["event"] for entry in lines} == {"sessions expired"}
+    assert sum(entry["sessions"] for entry in lines) == SESSIONS
+    assert all(1000 <= e["delay_ms_median"] <= e["delay_ms_max"] < 60_000 for e in lines)
     per_session = [entry for entry in logs if entry["log_level"] == "debug"]
     assert sorted(entry["session_id"] for entry in per_session) == sorted(sids)
     assert metrics.expired._value.get() == SESSIONS
+
+
+async def test_a_sweeper_stopping_finishes_the_pass_in_flight(
+    settings: Settings, redis_client: aioredis.Redis
+) -> None:
+    """A full pass leaves its tombstones to be written while the next pass runs; stopping
+    writes them, rather than leaving the leases to lapse and the events to be sent again."""
+    keys = KeySpace(settings.key_prefix)
+    store = SessionStore(redis_client, keys, settings.outbox_ttl_ms)
+    sids = await _expired_sessions(store, _ids(60, range(1)))
+    producer = AIOKafkaProducer(**settings.to_producer_params())
+    await producer.start()
+    try:
+        sweeper = ExpirySweeper(
+            store, producer, settings.events_topic, interval_ms=500, batch_max=5,
+            lease_ms=30_000, tombstone_ttl_ms=DAY_MS, clock=now_ms,
+        )  # fmt: skip
+        stop = asyncio.Event()
+        running = asyncio.create_task(sweeper.run(stop))
+        for _ in range(10_000):  # at most ~10 s
+            if sweeper.announced >= 10:
+                break
+            await asyncio.sleep(0.001)
+        stop.set()
+        await running
+        announced = sweeper.announced  # as run() returned
+    finally:
+        await producer.stop()
+    assert 10 <= announced < len(sids)  # stopped part-way
+    statuses = []
+    for sid in sids:
+        raw = await redis_client.get(keys.session(sid).record)
+        assert isinstance(raw, bytes)
+        statuses.append(parse_record(raw).status)
+    # Every session claimed is finished: none is left leased (claimed, not a tombstone).
+    assert statuses.count("expired") == announced == sweeper.announced
+    due = await redis_client.zrangebyscore(keys.bucket_index(0), "-inf", now_ms())
+    assert len(due) == len(sids) - announced
