@@ -111,11 +111,11 @@ class ExpirySweeper:
             else []
         )
         self.last_sweep = time.monotonic()
-        deliveries = await self._send(claimed) if claimed else []
+        if claimed:
+            await asyncio.gather(*await self._send(claimed))
         await self._finish_previous()
         if not claimed:
             return False
-        await asyncio.gather(*deliveries)
         finishing = self._finish(claimed, now)
         full = len(claimed) >= self._batch_max
         if full:
