@@ -52,8 +52,19 @@ def test_a_tiny_run_writes_every_row(services: Services, tmp_path: Path) -> None
         line = next((x for x in table.splitlines() if x.startswith(f"| {row} |")), None)
         assert line is not None, f"row {row!r} missing"
         assert "met" in line or "not measured" in line
-    for section in ("## Throughput", "## End-to-end latency", "## Redis memory", "## Expiry"):
-        assert section in text
+    sections = (
+        "## Throughput",
+        "## End-to-end latency",
+        "## Where the machine's cores went",
+        "## Redis memory",
+        "## Expiry",
+    )
+    for section in sections:
+        assert section in text, f"section {section!r} missing"
+    # Services found through the environment have no pid here: only the two Python processes.
+    cores = text.split("## Where the machine's cores went", 1)[1].split("\n## ", 1)[0]
+    worker_row = next(x for x in cores.splitlines() if x.startswith("| worker, 50% of max |"))
+    assert worker_row.count("n/a") == 2, worker_row
     rounds = [x for x in text.splitlines() if x.startswith(("| 1 |", "| 2 |"))]
     assert len(rounds) == 2, "one row per throughput round"
     if importlib.util.find_spec("matplotlib") is not None:

@@ -12,6 +12,7 @@ from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from worker.bench.cpu_budget import CpuUse
 from worker.bench.kafkaio import LagSample, LagWatch, steady_rate
 from worker.clock import now_ms
 from worker.keys import KeySpace
@@ -30,9 +31,9 @@ class RunResult:
     window_s: float
     wall_s: float  # start of the contender to the end, start-up included
     samples: list[LagSample]
-    cpu_s: float = float("nan")  # CPU time of the contender's process over the run
     batches: float = float("nan")  # from the worker's own metrics, over the run
     batch_seconds: float = float("nan")  # their total fetch-to-commit time
+    cpu: CpuUse | None = None  # every process's CPU time over the run (cpu_budget)
 
 
 async def pass_through(settings: Settings, out_topic: str, stop: asyncio.Event) -> None:

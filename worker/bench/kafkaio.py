@@ -116,11 +116,18 @@ class LagWatch:
         self.samples.append(s)
         return s
 
-    async def until(self, target: int, timeout_s: float, stop: asyncio.Event | None = None) -> bool:
+    async def until(
+        self,
+        target: int,
+        timeout_s: float,
+        stop: asyncio.Event | None = None,
+        on_sample: Callable[[LagSample], None] = lambda s: None,
+    ) -> bool:
         """Samples until the group has committed `target` records; False on timeout."""
         deadline = time.monotonic() + timeout_s
         while time.monotonic() < deadline:
             s = await self.sample()
+            on_sample(s)
             if s.committed >= target:
                 return True
             if stop is not None and stop.is_set():

@@ -25,6 +25,7 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 
 from worker.bench.commands import CommandStream
+from worker.bench.cpu_budget import CpuMeter, CpuUse
 from worker.bench.kafkaio import EventCollector
 from worker.partitioning import partition_of
 from worker.publisher import append_to_batches, send_batches
@@ -53,6 +54,7 @@ class LoadResult:
     rejected: int
     latencies_ms: list[float]
     windows: list[Window] = field(default_factory=list)
+    cpu: CpuUse | None = None  # every process's CPU time while the load was offered
 
     def percentile(self, q: float) -> float:
         return percentile(self.latencies_ms, q)
@@ -79,9 +81,12 @@ async def offer(
     drain_s: float = 30.0,
     warmup_s: float = 0.0,
     on_tick: Callable[[int], None] = lambda n: None,
+    meter: CpuMeter | None = None,
 ) -> LoadResult:
     """Sends `rate_per_s` commands a second for `seconds`, then waits up to `drain_s` for the
-    events of all of them. Latencies of commands sent in the first `warmup_s` are not kept."""
+    events of all of them. Latencies of commands sent in the first `warmup_s` are not kept.
+    With `meter`, its processes' CPU time is measured while the load is offered (building the
+    commands beforehand and waiting for the last events after are left out)."""
     sent_at: dict[str, float] = {}
     arrivals: list[tuple[float, float]] = []  # (arrival, latency ms)
     t0 = time.monotonic()
@@ -112,6 +117,7 @@ async def offer(
     try:
         partitions = len(await producer.partitions_for(commands_topic))
         pending: list[asyncio.Future[Any]] = []
+        mark = meter.mark() if meter is not None else None
         t0 = time.monotonic()
         keep_from = t0 + warmup_s
         end = t0 + seconds
@@ -132,6 +138,7 @@ async def offer(
                 await asyncio.gather(*[f for f in pending if f.done()])
                 pending = [f for f in pending if not f.done()]
             await asyncio.sleep(TICK_S)
+        cpu = meter.since(mark, sent) if meter is not None and mark is not None else None
         await asyncio.gather(*pending)
         elapsed = time.monotonic() - t0
         await collector.wait(lambda seen: not sent_at, drain_s)
@@ -148,6 +155,7 @@ async def offer(
         missing=len(sent_at),
         rejected=by_type.get("command.rejected", 0),
         latencies_ms=[lat for _, lat in arrivals],
+        cpu=cpu,
     )
     result.windows = _windows(arrivals, t0, window_s)
     return result

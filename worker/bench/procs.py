@@ -120,9 +120,6 @@ class WorkerProc:
         if self.alive:
             os.kill(self.pid, sig)
 
-    def cpu_now(self) -> float:
-        return (cpu_seconds(self.pid) or 0.0) if self.alive else 0.0
-
     def check(self) -> None:
         """Fails loudly if the worker died: every number after that would be wrong."""
         if self._proc is not None and self._proc.poll() is not None:

@@ -9,6 +9,7 @@ from dataclasses import dataclass, field
 from pathlib import Path
 
 from worker.bench.baselines import RunResult
+from worker.bench.cpu_budget import ROLES, CpuUse
 from worker.bench.memory import LayoutResult, WorkerMemory
 from worker.bench.offered import LoadResult
 from worker.bench.procs import RssSample
@@ -239,6 +240,100 @@ def target_rows(r: Results) -> list[tuple[str, str, str, str, str]]:
     return rows
 
 
+def cpu_phases(r: Results) -> list[tuple[str, CpuUse]]:
+    """Every phase whose processes' CPU time was measured, labelled as in the report."""
+    phases: list[tuple[str, CpuUse]] = []
+    spans = {"ceiling": "start-up incl.", "floor": "start-up incl.", "worker": "from 1st commit"}
+    for run in (r.ceiling, r.floor, r.worker):
+        if run is not None and run.cpu is not None:
+            phases.append((f"{run.name}, max throughput ({spans[run.name]})", run.cpu))
+    loads: list[tuple[str, LoadResult | None]] = [
+        (f"worker, {share:.0%} of max", res) for share, res in r.loads
+    ]
+    loads.append(("ceiling at 50% of the worker's max", r.ceiling_latency))
+    loads.append(("worker, soak", r.soak))
+    phases += [(label, res.cpu) for label, res in loads if res is not None and res.cpu is not None]
+    return phases
+
+
+def _cell(use: CpuUse, role: str) -> str:
+    cores = use.cores(role)
+    if math.isnan(cores):
+        return "n/a"
+    return f"{cores:.2f} ({_num(use.us_per_item(role))} µs)"
+
+
+def cores_section(r: Results) -> list[str]:
+    """Where the machine's cores went in each phase, and what the unmet targets would take
+    at the costs measured: the numbers behind a target that this machine cannot give."""
+    phases = cpu_phases(r)
+    if not phases:
+        return []
+    cores = os.cpu_count() or 1
+    out = [
+        "## Where the machine's cores went\n",
+        "CPU time of each process over each phase (from /proc), as cores kept busy on average "
+        "and, in brackets, CPU µs per command or record the phase handled. `benchmark` is the "
+        "benchmark's own process: the ceiling and the floor run in it, and the load generator "
+        "(producing the commands, reading the events back; in the soak also building them). "
+        f"The latency phases are measured while the load is offered. The machine has {cores} "
+        "cores.\n",
+        "| phase | handled/s | " + " | ".join(ROLES) + f" | all (of {cores}) |",
+        "|---|---|" + "---|" * len(ROLES) + "---|",
+    ]
+    for label, use in phases:
+        rate = use.items / use.wall_s if use.wall_s > 0 else math.nan
+        cells = " | ".join(_cell(use, role) for role in ROLES)
+        out.append(f"| {label} | {_num(rate)} | {cells} | {_num(use.total_cores, 2)} |")
+    out.append("")
+    out += _what_targets_take(r, cores)
+    return out
+
+
+def _what_targets_take(r: Results, cores: int) -> list[str]:
+    """The unmet targets, worked out from what this run measured (nothing assumed)."""
+    out: list[str] = []
+    of_ceiling, _ = ratios(r)
+    c, w = r.ceiling, r.worker
+    if (
+        c is not None and w is not None and w.cpu is not None and c.cpu is not None
+        and of_ceiling < 0.5 and all(k in w.cpu.cpu_s for k in ("worker", "broker", "Redis"))
+    ):  # fmt: skip
+        need = 0.5 * c.rate
+        per_command = {k: w.cpu.us_per_item(k) for k in ("worker", "broker", "Redis")}
+        own = need * per_command["worker"] / 1e6
+        together = need * sum(per_command.values()) / 1e6
+        out.append(
+            f"Half of the ceiling is {_num(need)} commands/s. At the costs the worker's run "
+            f"measured per command (worker {_num(per_command['worker'])} µs, broker "
+            f"{_num(per_command['broker'])} µs, Redis {_num(per_command['Redis'])} µs), that rate "
+            f"would keep {own:.2f} cores busy in the worker's process, whose event loop runs on "
+            f"one, and {together:.2f} of the machine's {cores} with the broker and Redis. So each "
+            f"command would have to cost the worker at most {_num(1e6 / need)} µs, where the "
+            f"ceiling's process spent {_num(c.cpu.us_per_item('benchmark'))} µs on each record "
+            "only to consume and produce it, and the worker's pieces without I/O take the µs in "
+            'the table "CPU per create" below.\n'
+        )
+    half = next((res for share, res in r.loads if abs(share - 0.5) < 1e-9), None)
+    if half is not None and half.cpu is not None and half.percentile(99) > 25:
+        use = half.cpu
+        parts = ", ".join(
+            f"{role} {use.cores(role):.2f}" for role in ROLES if not math.isnan(use.cores(role))
+        )
+        line = (
+            f"At 50% of the worker's max ({_num(half.offered_per_s)}/s), the processes kept "
+            f"{use.total_cores:.2f} of the {cores} cores busy ({parts})"
+        )
+        ceiling = r.ceiling_latency
+        if ceiling is not None and ceiling.cpu is not None:
+            line += (
+                f"; the ceiling at the same load {ceiling.cpu.total_cores:.2f}, with p99 "
+                f"{_num(ceiling.percentile(99), 1)} ms"
+            )
+        out.append(line + ".\n")
+    return out
+
+
 def _machine() -> str:
     cpu = "?"
     try:
@@ -293,12 +388,12 @@ def markdown(r: Results, plot_name: str | None) -> str:
                 f"| {_num(run.wall_s, 1)} |"
             )
     w = r.worker
-    if w is not None and not math.isnan(w.cpu_s) and w.records:
+    if w is not None and w.cpu is not None and "worker" in w.cpu.cpu_s and w.records:
         add(
-            f"\nWorker process CPU over that run: {w.cpu_s:.1f} s for {w.records:,} commands = "
-            f"{w.cpu_s / w.records * 1e6:,.0f} µs per command; {w.cpu_s / w.wall_s * 100:.0f}% of "
-            "one core on average (start-up included): the worker is CPU-bound when this is near "
-            "100%."
+            f"\nWorker process CPU from its first commit to lag 0: {w.cpu.cpu_s['worker']:.1f} s "
+            f"for {w.cpu.items:,} commands = {_num(w.cpu.us_per_item('worker'))} µs per command; "
+            f"{_num(w.cpu.cores('worker') * 100)}% of one core on average: the worker is "
+            "CPU-bound when this is near 100%."
         )
         if not math.isnan(w.batches) and w.batches > 0:
             add(
@@ -337,6 +432,7 @@ def markdown(r: Results, plot_name: str | None) -> str:
                 f"| {res.missing} |"
             )
         add("")
+    out += cores_section(r)
     if r.rss:
         first = r.rss[0].rss / MiB
         peak = max(s.rss for s in r.rss) / MiB

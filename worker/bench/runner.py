@@ -24,6 +24,7 @@ import contextlib
 import dataclasses
 import logging
 import math
+import os
 import signal
 import sys
 import tempfile
@@ -48,7 +49,15 @@ from worker import event_loop
 from worker.bench import baselines, memory
 from worker.bench.clocked import FREEZE_ENV
 from worker.bench.commands import CREATE_HEAVY, CREATES_ONLY, CommandStream
-from worker.bench.kafkaio import EventCollector, LagWatch, make_topics, preload, steady_rate
+from worker.bench.cpu_budget import CpuMeter, Mark
+from worker.bench.kafkaio import (
+    EventCollector,
+    LagSample,
+    LagWatch,
+    make_topics,
+    preload,
+    steady_rate,
+)
 from worker.bench.offered import LoadResult, offer
 from worker.bench.procs import WorkerProc, scrape
 from worker.bench.profiling import Recorder, micro_costs, py_spy, summarise
@@ -263,9 +272,16 @@ async def run(cfg: Config, services: Services, ui: Display, results: Results) ->
     )
     client = aioredis.Redis.from_url(services.redis_url, decode_responses=False)
     logs = Path(tempfile.mkdtemp(prefix="worker-bench-"))
+    meter = CpuMeter(
+        {
+            "benchmark": os.getpid(),
+            "broker": services.kafka.pid if services.kafka else None,
+            "Redis": services.redis.pid if services.redis else None,
+        }
+    )
     try:
         await _memory_phase(cfg, base, client, run_id, results, ui)
-        await _main_phases(cfg, base, client, run_id, results, ui, logs)
+        await _main_phases(cfg, base, client, run_id, results, ui, logs, meter)
         await _expiry_phase(cfg, base, run_id, results, ui, logs)
         if cfg.profile:
             await _profile_phase(cfg, base, run_id, results, ui, logs)
@@ -315,6 +331,7 @@ async def _main_phases(
     results: Results,
     ui: Display,
     logs: Path,
+    meter: CpuMeter,
 ) -> None:
     tag = run_id[5:]
     main = _settings(base, f"{run_id}-main", f"bw{tag}")
@@ -327,10 +344,10 @@ async def _main_phases(
     # Every round but the last runs a worker of its own; the last one's goes on to the latency
     # and soak phases, so that its RSS is judged after all the commands it handled.
     for k in range(1, cfg.rounds):
-        ceiling, floor = await _baselines(cfg, main, client, run_id, k, ui)
-        worker = await _round_worker(cfg, main, client, run_id, k, ui, logs)
+        ceiling, floor = await _baselines(cfg, main, client, run_id, k, ui, meter)
+        worker = await _round_worker(cfg, main, client, run_id, k, ui, logs, meter)
         results.rounds.append(ThroughputRound(ceiling, floor, worker))
-    ceiling, floor = await _baselines(cfg, main, client, run_id, cfg.rounds, ui)
+    ceiling, floor = await _baselines(cfg, main, client, run_id, cfg.rounds, ui, meter)
 
     watch = LagWatch(main.kafka_bootstrap_servers, main.commands_topic, main.group_id)
     await watch.start()
@@ -339,7 +356,9 @@ async def _main_phases(
     try:
         async with proc:
             results.worker_started = proc.started_at
-            worker = await _worker_max(proc, watch, port, n, _round_label(cfg, cfg.rounds), ui)
+            with_worker = meter.with_process("worker", proc.pid)
+            label = _round_label(cfg, cfg.rounds)
+            worker = await _worker_max(proc, watch, port, n, label, ui, with_worker)
             results.rounds.append(ThroughputRound(ceiling, floor, worker))
             assert results.worker is not None  # noqa: S101 - a round was just added
             rate = results.worker.rate
@@ -354,12 +373,15 @@ async def _main_phases(
                     res = await offer(
                         main.kafka_bootstrap_servers, main.commands_topic, main.events_topic,
                         live, rate_per_s=offered, seconds=cfg.latency_s, warmup_s=1.0,
-                        on_tick=adv,
+                        on_tick=adv, meter=with_worker,
                     )  # fmt: skip
                 proc.check()
                 results.loads.append((share, res))
                 if share == 0.5:
-                    results.ceiling_latency = await _ceiling_latency(cfg, base, run_id, offered, ui)
+                    # The worker, idle meanwhile, is still measured: "all" is the whole machine.
+                    results.ceiling_latency = await _ceiling_latency(
+                        cfg, base, run_id, offered, ui, with_worker
+                    )
                 ui.say(
                     f"  p50 {res.percentile(50):.1f} ms, p99 {res.percentile(99):.1f} ms, "
                     f"{res.missing} unanswered"
@@ -379,7 +401,7 @@ async def _main_phases(
                 results.soak = await offer(
                     main.kafka_bootstrap_servers, main.commands_topic, main.events_topic,
                     soak_stream, rate_per_s=soak_rate, seconds=cfg.soak_s, window_s=10.0,
-                    warmup_s=1.0, on_tick=adv,
+                    warmup_s=1.0, on_tick=adv, meter=with_worker,
                 )  # fmt: skip
                 results.soak_window = (soak_start, time.monotonic())
             proc.check()
@@ -402,7 +424,13 @@ def _round_label(cfg: Config, k: int) -> str:
 
 
 async def _baselines(
-    cfg: Config, main: Settings, client: aioredis.Redis, run_id: str, k: int, ui: Display
+    cfg: Config,
+    main: Settings,
+    client: aioredis.Redis,
+    run_id: str,
+    k: int,
+    ui: Display,
+    meter: CpuMeter,
 ) -> tuple[baselines.RunResult, baselines.RunResult]:
     """Round `k`'s ceiling and floor over the preloaded commands of `main`; the floor's keys
     are removed after it."""
@@ -417,12 +445,16 @@ async def _baselines(
     await make_topics(out, cfg.partitions)
     await make_topics(floor_s, cfg.partitions)
     with ui.phase(f"{label}ceiling: raw pass-through", n):
+        mark = meter.mark()
         ceiling = await baselines.ceiling(
             main.replace(group_id=f"{run_id}-ceiling{k}"), out.events_topic, n, 600
         )
+        ceiling.cpu = meter.since(mark, ceiling.records)
     ui.say(f"  ceiling {ceiling.rate:,.0f} records/s")
     with ui.phase(f"{label}floor: one record at a time, {cfg.floor_s:g} s", None):
+        mark = meter.mark()
         floor = await baselines.floor(floor_s, cfg.floor_s)
+        floor.cpu = meter.since(mark, floor.records)
     ui.say(f"  floor {floor.rate:,.1f} records/s")
     await memory.delete_under(client, floor_s.key_prefix)
     return ceiling, floor
@@ -436,6 +468,7 @@ async def _round_worker(
     k: int,
     ui: Display,
     logs: Path,
+    meter: CpuMeter,
 ) -> baselines.RunResult:
     """A worker of its own (group, key prefix, events topic) from start to lag 0 over the
     preloaded commands; stopped, and its keys removed, after."""
@@ -453,8 +486,9 @@ async def _round_worker(
             s.replace(http_host="127.0.0.1", http_port=port), logs / f"worker-round{k}.log"
         ) as proc:
             run = await _worker_max(
-                proc, watch, port, cfg.throughput_commands, _round_label(cfg, k), ui
-            )
+                proc, watch, port, cfg.throughput_commands, _round_label(cfg, k), ui,
+                meter.with_process("worker", proc.pid),
+            )  # fmt: skip
     finally:
         await watch.stop()
     await memory.delete_under(client, s.key_prefix)
@@ -462,15 +496,28 @@ async def _round_worker(
 
 
 async def _worker_max(
-    proc: WorkerProc, watch: LagWatch, port: int, n: int, label: str, ui: Display
+    proc: WorkerProc,
+    watch: LagWatch,
+    port: int,
+    n: int,
+    label: str,
+    ui: Display,
+    meter: CpuMeter,
 ) -> baselines.RunResult:
-    """The started worker `proc` from start to lag 0 over `n` preloaded commands."""
-    cpu_before = proc.cpu_now()
+    """The started worker `proc` from start to lag 0 over `n` preloaded commands. `meter`
+    includes the worker's process; its CPU counts from the first commit, like the steady rate,
+    so that the interpreter's start-up is not spread over the commands."""
     metrics_before = await _metrics(port)
     with ui.phase(f"{label}worker: preloaded commands to lag 0", n) as advance:
         shown = asyncio.create_task(_watch_progress(watch, advance))
+        first: list[tuple[Mark, int]] = []  # (mark, committed) at the first commit seen
+
+        def mark_first_commit(sample: LagSample) -> None:
+            if not first and sample.committed > 0:
+                first.append((meter.mark(), sample.committed))
+
         try:
-            done = await watch.until(n, timeout_s=1800)
+            done = await watch.until(n, timeout_s=1800, on_sample=mark_first_commit)
         finally:
             shown.cancel()
     proc.check()
@@ -485,14 +532,15 @@ async def _worker_max(
 
     ui.say(f"  worker {rate:,.0f} commands/s (lag 0 after {wall:.1f} s from start)")
     return baselines.RunResult(
-        "worker", n, rate, window, wall, list(watch.samples), proc.cpu_now() - cpu_before,
+        "worker", n, rate, window, wall, list(watch.samples),
         batches=delta("session_worker_batch_records_count"),
         batch_seconds=delta("session_worker_batch_duration_seconds_sum"),
+        cpu=meter.since(first[0][0], n - first[0][1]),
     )  # fmt: skip
 
 
 async def _ceiling_latency(
-    cfg: Config, base: Settings, run_id: str, offered: float, ui: Display
+    cfg: Config, base: Settings, run_id: str, offered: float, ui: Display, meter: CpuMeter
 ) -> LoadResult:
     """The raw pass-through (run in this process) at the same offered load: the latency that
     the broker, the clients and this machine add whatever the worker does."""
@@ -507,6 +555,7 @@ async def _ceiling_latency(
             res = await offer(
                 s.kafka_bootstrap_servers, s.commands_topic, s.events_topic, stream,
                 rate_per_s=offered, seconds=cfg.latency_s, warmup_s=2.0, on_tick=adv,
+                meter=meter,
             )  # fmt: skip
     finally:
         stop.set()
