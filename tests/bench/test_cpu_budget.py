@@ -12,6 +12,7 @@ import pytest
 from worker.bench.baselines import RunResult
 from worker.bench.cpu_budget import CpuMeter, CpuUse
 from worker.bench.offered import LoadResult
+from worker.bench.profiling import PieceCost
 from worker.bench.report import Results, ThroughputRound, cores_section, cpu_phases
 
 
@@ -77,6 +78,12 @@ def _results() -> Results:
     half = LoadResult(5_000.0, 10.0, 50_000, 50_000, 0, 0, [5.0] * 98 + [80.0, 90.0])
     half.cpu = CpuUse(10.0, {"worker": 6.0, "benchmark": 3.0, "broker": 4.0, "Redis": 2.0}, 50_000)
     r.loads = [(0.5, half)]
+    r.pieces = [
+        PieceCost("decode", 10.0),
+        PieceCost("  of which msgspec", 6.0, on_create_path=False),
+        PieceCost("encode", 5.5),
+        PieceCost("a log line at debug", 8.0, on_create_path=False),
+    ]
     return r
 
 
@@ -101,6 +108,7 @@ def test_the_report_shows_each_phase_and_works_out_what_the_unmet_targets_take()
     assert f"and 2.80 of the machine's {cores} with the broker and Redis" in text
     assert "at most 50 µs" in text
     assert "ceiling's process spent 20 µs on each record" in text
+    assert "a create's own pieces without any I/O take 15.5 µs" in text
     assert f"kept 1.50 of the {cores} cores busy (worker 0.60, benchmark 0.30" in text
 
 

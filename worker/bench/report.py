@@ -309,11 +309,17 @@ def _what_targets_take(r: Results, cores: int) -> list[str]:
             f"{_num(per_command['broker'])} µs, Redis {_num(per_command['Redis'])} µs), that rate "
             f"would keep {own:.2f} cores busy in the worker's process, whose event loop runs on "
             f"one, and {together:.2f} of the machine's {cores} with the broker and Redis. So each "
-            f"command would have to cost the worker at most {_num(1e6 / need)} µs, where the "
+            f"command could cost the worker's process at most {_num(1e6 / need)} µs, where the "
             f"ceiling's process spent {_num(c.cpu.us_per_item('benchmark'))} µs on each record "
-            "only to consume and produce it, and the worker's pieces without I/O take the µs in "
-            'the table "CPU per create" below.\n'
+            "only to consume and produce it"
         )
+        path = [p.us_per_record for p in r.pieces if p.on_create_path]
+        if path:
+            out[-1] += (
+                f", and a create's own pieces without any I/O take {_num(sum(path), 1)} µs "
+                '(table "CPU per create" below)'
+            )
+        out[-1] += ".\n"
     half = next((res for share, res in r.loads if abs(share - 0.5) < 1e-9), None)
     if half is not None and half.cpu is not None and half.percentile(99) > 25:
         use = half.cpu
