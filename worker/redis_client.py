@@ -12,7 +12,6 @@ import hiredis
 import redis.asyncio as aioredis
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialBackoff
-from redis.connection import HiredisRespSerializer
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
@@ -26,15 +25,14 @@ RedisClient: TypeAlias = aioredis.Redis | aioredis.RedisCluster
 
 class HiredisPackingConnection(aioredis.Connection):
     """Commands packed by hiredis (C), as redis-py's synchronous client does when hiredis is
-    installed; its asyncio connection packs every argument in Python, ~12 us of a create's
-    script call. Replies were already parsed by hiredis.
+    installed; its asyncio connection packed every argument in Python before redis-py 8.2,
+    ~12 us of a create's script call. Replies were already parsed by hiredis.
 
     The worker's commands (a one-word name; str, bytes and int arguments) go to hiredis
     as they are: redis-py's serializer first copies the arguments into a new tuple through a
     Python generator, which doubled the cost of packing a script run of 32 sessions (73 vs
-    34 us). Anything else takes redis-py's way, which converts and reports bad arguments."""
-
-    _packer = HiredisRespSerializer()
+    34 us). Anything else takes redis-py's own way (from redis-py 8.2 also through hiredis),
+    which converts and reports bad arguments."""
 
     def pack_command(self, *args: Any) -> list[bytes]:
         name = args[0]
@@ -43,8 +41,7 @@ class HiredisPackingConnection(aioredis.Connection):
                 return [hiredis.pack_command(args)]
             except TypeError:
                 pass  # an argument hiredis does not take as it is (memoryview...)
-        packed: list[bytes] = self._packer.pack(*args)
-        return packed
+        return super().pack_command(*args)
 
 
 def _retry() -> Retry:
