@@ -7,7 +7,7 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps kafka dev test test-fast bench lint format typecheck schemas clean
+.PHONY: install system-deps kafka dev test test-fast bench lint format typecheck schemas lock clean
 
 install: system-deps $(STAMP) kafka
 
@@ -23,11 +23,23 @@ system-deps:
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
 
-$(STAMP): pyproject.toml
+# pyproject.toml says which versions the code accepts; constraints.txt pins the set last tested,
+# so a fresh machine installs what CI passed with, not whatever was released since.
+$(STAMP): pyproject.toml constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
 	touch $@
+
+# The newest versions pyproject.toml accepts, into constraints.txt; run `make test` before
+# committing it.
+lock:
+	rm -rf .cache/lock-venv
+	$(PYTHON) -m venv .cache/lock-venv
+	.cache/lock-venv/bin/pip install -q --upgrade pip
+	.cache/lock-venv/bin/pip install -q -e '.[dev]'
+	.cache/lock-venv/bin/pip freeze --exclude-editable > constraints.txt
+	rm -rf .cache/lock-venv
 
 # Resolves the broker's jars with mvn (cached in ~/.m2 and .cache/kafka) and warms the JVM.
 kafka: $(STAMP)

@@ -184,5 +184,5 @@ def test_the_dockerfile_is_multi_stage_slim_non_root_and_copies_what_exists() ->
     assert 'ENTRYPOINT ["session-worker"]' in lines
     assert f"EXPOSE {constants.HTTP_PORT}" in lines
     ignore = (DEPLOY / "Dockerfile.dockerignore").read_text()
-    for needed in ("!pyproject.toml", "!README.md", "!worker/", "!contracts/"):
+    for needed in ("!pyproject.toml", "!README.md", "!constraints.txt", "!worker/", "!contracts/"):
         assert needed in ignore
