@@ -152,6 +152,11 @@ def rss_flatness(results: Results) -> tuple[float, int, int] | None:
     return (high - low) / low, low, high
 
 
+def half_load(r: Results) -> LoadResult | None:
+    """The latency phase at 50% of the worker's max, the one the p99 target is about."""
+    return next((res for share, res in r.loads if abs(share - 0.5) < 1e-9), None)
+
+
 def _per_round(r: Results, show: Callable[[ThroughputRound], str]) -> str:
     """Each round's ratio, then the arrow to their median; nothing for a single round."""
     if len(r.rounds) < 2:
@@ -179,7 +184,7 @@ def target_rows(r: Results) -> list[tuple[str, str, str, str, str]]:
          f"floor {_num(f, 1)} records/s -> {per_f}{_num(ratio_f, 1)}x",
          _met(None if math.isnan(ratio_f) else ratio_f >= 20)),
     )  # fmt: skip
-    half = next((res for share, res in r.loads if abs(share - 0.5) < 1e-9), None)
+    half = half_load(r)
     if half is not None:
         p99 = half.percentile(99)
         ok = half.missing == 0 and not math.isnan(p99) and p99 <= 25
@@ -320,7 +325,7 @@ def _what_targets_take(r: Results, cores: int) -> list[str]:
                 '(table "CPU per create" below)'
             )
         out[-1] += ".\n"
-    half = next((res for share, res in r.loads if abs(share - 0.5) < 1e-9), None)
+    half = half_load(r)
     if half is not None and half.cpu is not None and half.percentile(99) > 25:
         use = half.cpu
         parts = ", ".join(
