@@ -9,7 +9,7 @@ import subprocess
 import sys
 import uuid
 from collections.abc import Callable, Iterable, Iterator
-from dataclasses import dataclass, fields
+from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
 from typing import Any, Self
@@ -18,7 +18,8 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPa
 
 from worker.app import Worker
 from worker.devenv.services import Services, open_services
-from worker.settings import ENV, Settings
+from worker.kafka_connection import KafkaConnection, kafka_client_params
+from worker.settings import Settings
 from worker.snapshot_codec import unpack_snapshot
 from worker.topics import ensure_topics, partitions_of
 
@@ -101,17 +102,19 @@ def command_records(
 class TopicReader:
     """Reads a whole topic from the beginning, keeping everything seen so far."""
 
-    def __init__(self, bootstrap_servers: str, topic: str) -> None:
+    def __init__(self, connection: str | KafkaConnection, topic: str) -> None:
+        if isinstance(connection, str):
+            connection = KafkaConnection(bootstrap_servers=connection)
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap_servers, enable_auto_commit=False
+            **kafka_client_params(connection), enable_auto_commit=False
         )
         self._topic = topic
-        self._bootstrap_servers = bootstrap_servers
+        self._connection = connection
         self.records: list[Record] = []
 
     async def start(self) -> None:
         await self._consumer.start()
-        partitions = await partitions_of(self._bootstrap_servers, self._topic)
+        partitions = await partitions_of(self._connection, self._topic)
         tps = [TopicPartition(self._topic, p) for p in partitions]
         self._consumer.assign(tps)
         await self._consumer.seek_to_beginning(*tps)
@@ -163,13 +166,9 @@ class WorkerHarness:
 
     def __init__(self, settings: Settings) -> None:
         self.settings = settings
-        self._producer = AIOKafkaProducer(
-            bootstrap_servers=settings.kafka_bootstrap_servers, acks="all"
-        )
-        self.events = TopicReader(settings.kafka_bootstrap_servers, settings.events_topic)
-        self.dead_letters = TopicReader(
-            settings.kafka_bootstrap_servers, settings.dead_letter_topic
-        )
+        self._producer = AIOKafkaProducer(**kafka_client_params(settings.kafka), acks="all")
+        self.events = TopicReader(settings.kafka, settings.events_topic)
+        self.dead_letters = TopicReader(settings.kafka, settings.dead_letter_topic)
         self._workers: list[tuple[Worker, asyncio.Task[None]]] = []
 
     async def __aenter__(self) -> Self:
@@ -221,10 +220,7 @@ class WorkerHarness:
 
 def settings_env(settings: Settings) -> dict[str, str]:
     """The environment that gives a worker process exactly these settings."""
-    env = dict(os.environ)
-    for f in fields(Settings):
-        env[ENV[f.name]] = str(getattr(settings, f.name))
-    return env
+    return {**os.environ, **settings.to_env()}
 
 
 class WorkerProcess:
@@ -282,14 +278,12 @@ def stored_session(raw: bytes | str | None) -> Any:
 async def fetch_uncommitted(settings: Settings, count: int) -> list[ConsumerRecord[bytes, bytes]]:
     """The first `count` records of the commands topic, fetched by a consumer that commits
     nothing: what a worker that dies before its commit had in hand."""
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**kafka_client_params(settings.kafka), enable_auto_commit=False)
     await consumer.start()
     try:
         tps = [
             TopicPartition(settings.commands_topic, p)
-            for p in await partitions_of(settings.kafka_bootstrap_servers, settings.commands_topic)
+            for p in await partitions_of(settings.kafka, settings.commands_topic)
         ]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

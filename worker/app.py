@@ -14,6 +14,7 @@ from collections.abc import Callable, Sequence
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
 
+from worker.access_check import verify_kafka, verify_redis
 from worker.clock import now_ms
 from worker.consumer import CommandLoop, DrainOnRevoke
 from worker.errors import LivenessError
@@ -23,7 +24,7 @@ from worker.keys import KeySpace
 from worker.metrics import Metrics
 from worker.processor import BatchProcessor, Limits
 from worker.publisher import EventPublisher
-from worker.redis_client import RedisClient, connect_redis
+from worker.redis_client import REDIS_TIMEOUT_S, RedisClient, connect_redis
 from worker.sampling import run_samplers
 from worker.settings import Settings
 from worker.store import SessionStore
@@ -62,6 +63,10 @@ class Worker:
         if self._http is not None:
             await self._http.start()
         self._redis = connect_redis(s)  # one server, or a Redis Cluster (SW_REDIS_CLUSTER)
+        # Refused credentials or certificates stop the start here, saying which settings to fix,
+        # rather than leaving clients to retry while the replica looks alive.
+        await verify_kafka(s.kafka)
+        await verify_redis(self._redis, s, REDIS_TIMEOUT_S)
         # The store's own connections: it bounds each round trip itself, not each reply.
         self._store_redis = connect_redis(s, socket_timeouts=False)
         store = SessionStore(self._store_redis, KeySpace(s.key_prefix), s.outbox_ttl_ms)

@@ -11,7 +11,9 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
 
-from worker.redis_client import connect_redis
+from worker.access_check import verify_kafka, verify_redis
+from worker.kafka_connection import kafka_client_params
+from worker.redis_client import REDIS_TIMEOUT_S, connect_redis
 from worker.settings import Settings
 
 WILDCARD_HOSTS = {"", "0.0.0.0", "::", "[::]"}  # noqa: S104 - recognised, not bound
@@ -80,7 +82,8 @@ async def _bounded(name: str, check: Awaitable[str], timeout_s: float) -> Result
 
 
 async def _kafka(settings: Settings) -> str:
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    await verify_kafka(settings.kafka)
+    admin = AIOKafkaAdminClient(**kafka_client_params(settings.kafka))
     await admin.start()
     try:
         names = [settings.commands_topic, settings.events_topic, settings.dead_letter_topic]
@@ -90,12 +93,15 @@ async def _kafka(settings: Settings) -> str:
     missing = [t["topic"] for t in described if t.get("error_code") != 0 or not t["partitions"]]
     if missing:
         raise LookupError(f"topics missing: {', '.join(missing)}")
-    return f"{settings.kafka_bootstrap_servers}, topics present"
+    return (
+        f"{settings.kafka_bootstrap_servers} ({settings.kafka_security_protocol}), topics present"
+    )
 
 
 async def _redis(settings: Settings) -> str:
     client = connect_redis(settings)
     try:
+        await verify_redis(client, settings, REDIS_TIMEOUT_S)
         await client.ping()
     finally:
         await client.aclose()

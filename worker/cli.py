@@ -15,14 +15,15 @@ from collections.abc import Sequence
 from dataclasses import fields
 from typing import IO, TYPE_CHECKING, get_args
 
+import structlog
 from aiokafka.errors import KafkaError
 from redis.exceptions import RedisError
 
 from worker import event_loop
-from worker.errors import SettingsError
+from worker.errors import AccessDeniedError, SettingsError
 from worker.gc_tuning import tune_for_worker
 from worker.logs import configure_logging
-from worker.settings import ENV, Settings
+from worker.settings import ENV, SECRET_FIELDS, Settings
 
 if TYPE_CHECKING:
     from worker.dlq import DeadLetter
@@ -37,8 +38,13 @@ def _event_types() -> list[str]:
 
 
 def _add_settings_flags(parser: argparse.ArgumentParser) -> None:
-    group = parser.add_argument_group("settings (flags override the environment)")
+    group = parser.add_argument_group(
+        "settings (flags override the environment; secrets only from the environment or "
+        "<NAME>_FILE, as argv is visible to every user of the host)"
+    )
     for f in fields(Settings):
+        if f.name in SECRET_FIELDS - {"redis_url"}:
+            continue
         kind = f.type if f.type in (int, float) else str
         group.add_argument(
             "--" + f.name.replace("_", "-"),
@@ -221,6 +227,18 @@ def main(argv: Sequence[str] | None = None) -> int:
         if args.command == "run":
             tune_for_worker()
         return event_loop.run(_dispatch(args, settings), settings.event_loop)
+    except SettingsError as exc:  # found when used: a certificate or token provider that fails
+        print(f"session-worker: {exc}", file=sys.stderr)
+        return 2
+    except AccessDeniedError as exc:
+        # One line an operator can act on: which service, which settings, what it answered.
+        structlog.get_logger("worker").error(
+            "cannot connect",
+            service=exc.service,
+            settings=", ".join(exc.settings),
+            answer=exc.answer,
+        )
+        return 1
     except KeyboardInterrupt:
         return 130
     except BrokenPipeError:

@@ -8,6 +8,7 @@ from typing import Any
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
 from worker.app import Worker
+from worker.kafka_connection import kafka_client_params
 from worker.settings import Settings
 from worker.topics import ensure_topics, partitions_of
 
@@ -111,7 +112,7 @@ async def run_demo(settings: Settings, *, stay: bool) -> int:
     worker = Worker(settings, handle_signals=stay)
     task = asyncio.create_task(worker.run())
     run_id = uuid.uuid4().hex[:8]
-    producer = AIOKafkaProducer(bootstrap_servers=settings.kafka_bootstrap_servers, acks="all")
+    producer = AIOKafkaProducer(**kafka_client_params(settings.kafka), acks="all")
     await producer.start()
     try:
         for key, command in demo_commands(run_id):
@@ -137,12 +138,10 @@ async def run_demo(settings: Settings, *, stay: bool) -> int:
 async def _read_events(
     settings: Settings, run_id: str, count: int, timeout_s: float
 ) -> list[dict[str, Any]]:
-    consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers, enable_auto_commit=False
-    )
+    consumer = AIOKafkaConsumer(**kafka_client_params(settings.kafka), enable_auto_commit=False)
     await consumer.start()
     try:
-        partitions = await partitions_of(settings.kafka_bootstrap_servers, settings.events_topic)
+        partitions = await partitions_of(settings.kafka, settings.events_topic)
         tps = [TopicPartition(settings.events_topic, p) for p in partitions]
         consumer.assign(tps)
         await consumer.seek_to_beginning(*tps)

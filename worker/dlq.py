@@ -27,6 +27,7 @@ from worker.constants import (
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 )
+from worker.kafka_connection import kafka_client_params
 from worker.settings import Settings
 from worker.topics import partitions_of
 
@@ -95,13 +96,13 @@ async def read_dead_letters(
     """The dead letters present now (offset order within a partition); only the `chosen`
     (partition, offset) ones if given."""
     topic = settings.dead_letter_topic
-    ids = await partitions_of(settings.kafka_bootstrap_servers, topic)
+    ids = await partitions_of(settings.kafka, topic)
     wanted = None if chosen is None else set(chosen)
     if wanted is not None:
         ids = [p for p in ids if any(w == p for w, _ in wanted)]
     tps = [TopicPartition(topic, p) for p in ids]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_params(settings.kafka),
         enable_auto_commit=False,
         isolation_level="read_committed",
         fetch_max_wait_ms=FETCH_MAX_WAIT_MS,
@@ -159,11 +160,8 @@ async def _ranges(
 async def count_dead_letters(settings: Settings) -> int:
     """Records in the dead-letter topic now (for a progress bar's total)."""
     topic = settings.dead_letter_topic
-    tps = [
-        TopicPartition(topic, p)
-        for p in await partitions_of(settings.kafka_bootstrap_servers, topic)
-    ]
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    tps = [TopicPartition(topic, p) for p in await partitions_of(settings.kafka, topic)]
+    consumer = AIOKafkaConsumer(**kafka_client_params(settings.kafka))
     await consumer.start()
     try:
         begin = await consumer.beginning_offsets(tps)

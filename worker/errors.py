@@ -15,6 +15,20 @@ class SettingsError(WorkerError):
     """A setting has a value the worker cannot run with; the message names the setting."""
 
 
+class AccessDeniedError(WorkerError):
+    """Kafka or Redis answered, and said no: wrong credentials, an untrusted certificate, a
+    mechanism it does not enable. Retrying cannot help, so the worker stops and says which
+    settings to look at and what the service answered (never a secret's value)."""
+
+    def __init__(self, service: str, settings: tuple[str, ...], answer: str) -> None:
+        self.service = service
+        self.settings = settings
+        self.answer = answer
+        super().__init__(
+            f"{service} refused the connection: {answer} (check {', '.join(settings)})"
+        )
+
+
 class StoreUnavailableError(WorkerError):
     """Redis could not be reached or answered with an error: wait and retry, never skip."""
 

@@ -4,6 +4,11 @@
 the client asks it for the slot map and connects to every primary itself); otherwise
 `REDIS_URL` is the one Redis server. The worker's keys are laid out for both: every
 multi-key step touches one hash tag (see `worker.keys`).
+
+Security is the same for both: an ACL user and password (`REDIS_USERNAME`, `REDIS_PASSWORD`),
+and with a `rediss://` URL TLS verified against `REDIS_SSL_CAFILE` (or the system's store),
+hostname checked, with a client certificate when `REDIS_SSL_CERTFILE`/`REDIS_SSL_KEYFILE` are
+given. The URL's own query parameters (`ssl_min_version`, ...) still apply and win.
 """
 
 from typing import Any, TypeAlias
@@ -15,6 +20,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
+from worker.secret import reveal
 from worker.settings import Settings
 
 REDIS_TIMEOUT_S = 5.0  # longer than any healthy round trip; short enough to retry soon
@@ -70,9 +76,34 @@ def connect_redis(
         "socket_connect_timeout": timeout_s,
         "retry": _retry(),
         "retry_on_error": [RedisConnectionError, RedisTimeoutError],
+        **redis_auth_params(settings),
     }
     if settings.redis_cluster:
         return aioredis.RedisCluster.from_url(settings.redis_url, **common)
-    if settings.redis_url.startswith("redis://"):  # plain TCP (TLS and unix sockets as they are)
+    if uses_hiredis_packing(settings.redis_url):
         common["connection_class"] = HiredisPackingConnection
     return aioredis.Redis.from_url(settings.redis_url, **common)
+
+
+def uses_hiredis_packing(redis_url: str) -> bool:
+    """Only plain TCP: the packing connection is a TCP `Connection`, so giving it to a
+    `rediss://` client would replace its `SSLConnection` and talk to Redis unencrypted."""
+    return redis_url.startswith("redis://")
+
+
+def redis_auth_params(settings: Settings) -> dict[str, Any]:
+    """The ACL user and password, and for `rediss://` the TLS files, as redis-py keywords."""
+    params: dict[str, Any] = {}
+    if settings.redis_username:
+        params["username"] = settings.redis_username
+    if settings.redis_password is not None:
+        params["password"] = reveal(settings.redis_password)
+    if settings.redis_url.startswith("rediss://"):
+        params["ssl_cert_reqs"] = "required"
+        params["ssl_check_hostname"] = True
+        if settings.redis_ssl_cafile:
+            params["ssl_ca_certs"] = settings.redis_ssl_cafile
+        if settings.redis_ssl_certfile:
+            params["ssl_certfile"] = settings.redis_ssl_certfile
+            params["ssl_keyfile"] = settings.redis_ssl_keyfile
+    return params

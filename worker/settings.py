@@ -2,7 +2,13 @@
 
 Each setting comes from the environment (the name in `ENV`) and may be overridden by a flag of
 the same name (`--commands-topic` for `SW_COMMANDS_TOPIC`). Connection settings keep the
-contract's names: `KAFKA_BOOTSTRAP_SERVERS`, `REDIS_URL`.
+names operators and other clients know: `KAFKA_*`, `REDIS_*`.
+
+Secrets (`SECRET_FIELDS`) are held as `Secret`, shown as `***` in every repr, error and log
+line; each may instead be read from the file named by `<NAME>_FILE` (how Kubernetes and Docker
+mount secrets), and none is a command-line flag (argv is visible to every user of the host).
+A password in `REDIS_URL` is moved out of the URL into `redis_password` as the settings are
+made, so the URL itself is safe to show.
 """
 
 import dataclasses
@@ -14,12 +20,28 @@ from urllib.parse import urlparse
 
 from worker import constants
 from worker.errors import SettingsError
+from worker.kafka_connection import KafkaConnection, kafka_client_params
+from worker.secret import Secret, split_url_credentials
 
 
 @dataclass(frozen=True, slots=True)
 class Settings:
     kafka_bootstrap_servers: str = "localhost:9092"
+    kafka_security_protocol: str = "PLAINTEXT"
+    kafka_sasl_mechanism: str | None = None
+    kafka_sasl_username: str | None = None
+    kafka_sasl_password: Secret | None = None
+    kafka_sasl_oauth_token_provider: str | None = None  # module:callable
+    kafka_ssl_cafile: str | None = None  # None: the system's trust store
+    kafka_ssl_certfile: str | None = None
+    kafka_ssl_keyfile: str | None = None
+    kafka_ssl_key_password: Secret | None = None
     redis_url: str = "redis://localhost:6379/0"
+    redis_username: str | None = None
+    redis_password: Secret | None = None
+    redis_ssl_cafile: str | None = None  # rediss:// only; None: the system's trust store
+    redis_ssl_certfile: str | None = None
+    redis_ssl_keyfile: str | None = None
     redis_cluster: bool = constants.REDIS_CLUSTER  # REDIS_URL is then any one node of a cluster
     commands_topic: str = constants.COMMANDS_TOPIC
     events_topic: str = constants.EVENTS_TOPIC
@@ -48,6 +70,7 @@ class Settings:
     event_loop: str = "uvloop"  # uvloop, or asyncio's own loop
 
     def __post_init__(self) -> None:
+        _hold_secrets(self)
         _check(self)
 
     @classmethod
@@ -56,7 +79,7 @@ class Settings:
         source = os.environ if env is None else env
         values: dict[str, Any] = {}
         for f in fields(cls):
-            raw = source.get(ENV[f.name])
+            raw = read_env(source, f.name)
             if raw is not None and raw != "":
                 values[f.name] = _parse(f.name, f.type, raw)
         kinds = {f.name: f.type for f in fields(cls)}
@@ -71,9 +94,43 @@ class Settings:
     def replace(self, **changes: Any) -> "Settings":
         return dataclasses.replace(self, **changes)
 
+    def to_env(self) -> dict[str, str]:
+        """These settings as the environment of a child process (`session-worker run`): what
+        `from_env` reads back to equal settings. Secrets are revealed: an environment is where
+        they are meant to go; unset settings are left out."""
+        env: dict[str, str] = {}
+        for f in fields(self):
+            value = getattr(self, f.name)
+            if value is None:
+                continue
+            if isinstance(value, Secret):
+                value = value.reveal()
+            elif isinstance(value, bool):
+                value = "true" if value else "false"
+            env[ENV[f.name]] = str(value)
+        if self.redis_password is not None:  # moved out of the URL: given on its own
+            env[ENV["redis_password"]] = self.redis_password.reveal()
+        return env
+
+    @property
+    def kafka(self) -> KafkaConnection:
+        """How to reach and authenticate to Kafka: give it to `kafka_client_params`."""
+        return KafkaConnection(
+            bootstrap_servers=self.kafka_bootstrap_servers,
+            security_protocol=self.kafka_security_protocol,
+            sasl_mechanism=self.kafka_sasl_mechanism,
+            sasl_username=self.kafka_sasl_username,
+            sasl_password=self.kafka_sasl_password,
+            sasl_oauth_token_provider=self.kafka_sasl_oauth_token_provider,
+            ssl_cafile=self.kafka_ssl_cafile,
+            ssl_certfile=self.kafka_ssl_certfile,
+            ssl_keyfile=self.kafka_ssl_keyfile,
+            ssl_key_password=self.kafka_ssl_key_password,
+        )
+
     def to_consumer_params(self) -> dict[str, Any]:
         return {
-            "bootstrap_servers": self.kafka_bootstrap_servers,
+            **kafka_client_params(self.kafka),
             "group_id": self.group_id,
             "enable_auto_commit": False,  # offsets are committed only after the work is durable
             "auto_offset_reset": "earliest",  # a new group must not skip commands already sent
@@ -88,7 +145,7 @@ class Settings:
 
     def to_producer_params(self) -> dict[str, Any]:
         return {
-            "bootstrap_servers": self.kafka_bootstrap_servers,
+            **kafka_client_params(self.kafka),
             "enable_idempotence": True,  # broker drops retried duplicates, keeps order
             "acks": "all",
             "linger_ms": 0,  # send at once; records still batch while a request is in flight
@@ -97,15 +154,62 @@ class Settings:
         }
 
 
+# Connection settings are named as Kafka and Redis clients name them; the worker's own carry SW_.
+_CONNECTION_FIELDS = frozenset(
+    f.name
+    for f in fields(Settings)
+    if f.name.startswith(("kafka_", "redis_")) and f.name != "redis_cluster"
+)
 ENV: dict[str, str] = {
-    "kafka_bootstrap_servers": "KAFKA_BOOTSTRAP_SERVERS",
-    "redis_url": "REDIS_URL",
-    **{
-        f.name: f"SW_{f.name.upper()}"
-        for f in fields(Settings)
-        if f.name not in {"kafka_bootstrap_servers", "redis_url"}
-    },
+    f.name: f.name.upper() if f.name in _CONNECTION_FIELDS else f"SW_{f.name.upper()}"
+    for f in fields(Settings)
 }
+# Settings that are (or, for REDIS_URL, may carry) secrets: masked everywhere, readable from the
+# file named by <NAME>_FILE, never command-line flags.
+SECRET_FIELDS = frozenset(
+    {"kafka_sasl_password", "kafka_ssl_key_password", "redis_password", "redis_url"}
+)
+FILE_SUFFIX = "_FILE"
+
+
+def read_env(source: Mapping[str, str], name: str) -> str | None:
+    """The raw text of setting `name` (a field name): from its variable or, for a secret, from
+    the file its `<NAME>_FILE` variable names (one trailing newline dropped); both is an error."""
+    env = ENV[name]
+    raw = source.get(env)
+    if name not in SECRET_FIELDS:
+        return raw
+    path = source.get(env + FILE_SUFFIX)
+    if not path:
+        return raw
+    if raw:
+        raise SettingsError(f"{env} and {env}{FILE_SUFFIX} are both set; set one of them")
+    try:
+        with open(path, encoding="utf-8") as handle:
+            text = handle.read()
+    except OSError as exc:
+        raise SettingsError(
+            f"{env}{FILE_SUFFIX}={path!r}: cannot read it ({exc.strerror or type(exc).__name__})"
+        ) from None
+    except UnicodeDecodeError:
+        raise SettingsError(f"{env}{FILE_SUFFIX}={path!r}: not UTF-8 text") from None
+    text = text.removesuffix("\n").removesuffix("\r")
+    if not text:
+        raise SettingsError(f"{env}{FILE_SUFFIX}={path!r}: the file is empty")
+    return text
+
+
+def kafka_connection_from_env(env: Mapping[str, str] | None = None) -> KafkaConnection:
+    """Only the `KAFKA_*` connection settings, for clients of the worker (the client kit)."""
+    source = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for f in fields(Settings):
+        if f.name.startswith("kafka_"):
+            raw = read_env(source, f.name)
+            if raw:
+                values[f.name.removeprefix("kafka_")] = raw
+    return KafkaConnection(**values)
+
 
 _LOG_LEVELS = {"debug", "info", "warning", "error"}
 _LOG_FORMATS = {"auto", "json", "console"}
@@ -144,15 +248,59 @@ def _parse(name: str, kind: object, raw: str) -> Any:
     return raw
 
 
+def _hold_secrets(s: Settings) -> None:
+    """Secrets given as plain text become `Secret`; credentials leave `redis_url`."""
+    for name in SECRET_FIELDS - {"redis_url"}:
+        value = getattr(s, name)
+        if isinstance(value, str):
+            object.__setattr__(s, name, Secret(value) if value else None)
+    if not isinstance(s.redis_url, str):
+        raise SettingsError("REDIS_URL must be text")
+    try:
+        url, username, password = split_url_credentials(s.redis_url)
+    except ValueError:
+        # Not even a URL: not shown, as it may hold a password.
+        raise SettingsError("REDIS_URL is not a URL (its value is not shown)") from None
+    if password is not None:
+        if s.redis_password is not None:
+            raise SettingsError(
+                "REDIS_PASSWORD and a password in REDIS_URL are both given; give it once"
+            )
+        object.__setattr__(s, "redis_password", Secret(password))
+    if username:
+        if s.redis_username and s.redis_username != username:
+            raise SettingsError(
+                f"REDIS_USERNAME={s.redis_username!r} and the user {username!r} in REDIS_URL "
+                "differ; give it once"
+            )
+        object.__setattr__(s, "redis_username", username)
+    object.__setattr__(s, "redis_url", url)
+
+
 def _check(s: Settings) -> None:
     def fail(name: str, why: str) -> None:
         raise SettingsError(f"{ENV[name]}={getattr(s, name)!r}: {why}")
 
-    if not s.kafka_bootstrap_servers.strip():
-        fail("kafka_bootstrap_servers", "must list at least one host:port")
+    s.kafka  # noqa: B018 - made to be checked: a KafkaConnection checks itself
     redis_url = urlparse(s.redis_url)
     if redis_url.scheme not in {"redis", "rediss", "unix"}:
         fail("redis_url", "must be a redis://, rediss:// or unix:// URL")
+    for name in ("redis_ssl_cafile", "redis_ssl_certfile", "redis_ssl_keyfile"):
+        if getattr(s, name) and redis_url.scheme != "rediss":
+            fail(name, "only used with a rediss:// (TLS) REDIS_URL")
+    if bool(s.redis_ssl_certfile) != bool(s.redis_ssl_keyfile):
+        fail("redis_ssl_certfile", "REDIS_SSL_CERTFILE and REDIS_SSL_KEYFILE go together")
+    for name in (
+        "kafka_ssl_cafile",
+        "kafka_ssl_certfile",
+        "kafka_ssl_keyfile",
+        "redis_ssl_cafile",
+        "redis_ssl_certfile",
+        "redis_ssl_keyfile",
+    ):
+        path = getattr(s, name)
+        if path and not os.path.isfile(path):
+            fail(name, "no such file")
     if not isinstance(s.redis_cluster, bool):
         fail("redis_cluster", "must be true or false")
     if s.redis_cluster:

@@ -12,6 +12,7 @@ from typing import TextIO
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
+from worker.kafka_connection import kafka_client_params
 from worker.settings import Settings
 from worker.topics import partitions_of
 
@@ -47,10 +48,10 @@ async def tail_events(
     """Prints matching events until `stop` is set or `limit` events were printed; returns how
     many were printed. `on_ready` is told once the starting positions are fixed."""
     topic = settings.events_topic
-    ids = await partitions_of(settings.kafka_bootstrap_servers, topic)
+    ids = await partitions_of(settings.kafka, topic)
     partitions = [TopicPartition(topic, p) for p in ids]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=settings.kafka_bootstrap_servers,
+        **kafka_client_params(settings.kafka),
         enable_auto_commit=False,
         isolation_level="read_committed",
     )

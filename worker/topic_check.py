@@ -7,6 +7,7 @@ retention, maximum record size, min.insync.replicas). Each difference is said in
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 
+from worker.kafka_connection import kafka_client_params
 from worker.settings import Settings
 from worker.topics import plan
 
@@ -24,7 +25,7 @@ async def check_topics(
     """For each topic, what differs from the plan (an empty list: as planned)."""
     wanted = plan(settings, partitions)
     names = [t.name for t in wanted]
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_client_params(settings.kafka))
     await admin.start()
     try:
         described = {t["topic"]: t for t in await admin.describe_topics(names)}

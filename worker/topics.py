@@ -7,6 +7,7 @@ from dataclasses import dataclass
 from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import TopicAlreadyExistsError
 
+from worker.kafka_connection import KafkaConnection, kafka_client_params
 from worker.settings import Settings
 
 DAY_MS = 24 * 3600 * 1000
@@ -37,7 +38,7 @@ async def ensure_topics(
     settings: Settings, *, partitions: int, replication_factor: int
 ) -> dict[str, str]:
     """Creates missing topics; returns each topic's state: `created` or `exists`."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=settings.kafka_bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_client_params(settings.kafka))
     await admin.start()
     try:
         existing = set(await admin.list_topics())
@@ -81,9 +82,9 @@ async def _until_ready(admin: AIOKafkaAdminClient, names: list[str]) -> None:
         await asyncio.sleep(0.1)
 
 
-async def partitions_of(bootstrap_servers: str, topic: str) -> list[int]:
+async def partitions_of(connection: KafkaConnection, topic: str) -> list[int]:
     """The partition ids of an existing topic (readers assign all of them)."""
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap_servers)
+    admin = AIOKafkaAdminClient(**kafka_client_params(connection))
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])

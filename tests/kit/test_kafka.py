@@ -226,7 +226,7 @@ async def test_example_view_follows_what_the_worker_emits(harness: WorkerHarness
     seen: list[tuple[str, str]] = []
     invalid: list[str] = []
     await follow(
-        harness.settings.kafka_bootstrap_servers,
+        harness.settings.kafka,
         harness.settings.events_topic,
         view,
         stop=asyncio.Event(),

@@ -91,7 +91,7 @@ async def test_events_land_on_their_keys_partition_in_order(settings: Settings) 
     finally:
         await reader.stop()
     assert sorted(r.value or b"" for r in got) == sorted(sent)  # each once
-    partitions = len(await partitions_of(settings.kafka_bootstrap_servers, settings.events_topic))
+    partitions = len(await partitions_of(settings.kafka, settings.events_topic))
     assert partitions > 1
     for sid in sids:
         mine = [r for r in got if r.key == sid.encode()]

@@ -139,7 +139,7 @@ async def test_a_sweep_announces_each_session_once_on_its_keys_partition(
         got = await reader.settle()
     finally:
         await reader.stop()
-    partitions = len(await partitions_of(settings.kafka_bootstrap_servers, settings.events_topic))
+    partitions = len(await partitions_of(settings.kafka, settings.events_topic))
     assert partitions > 1
     events = [r.json() for r in got]
     assert sorted(e["sessionId"] for e in events) == sorted(sids)  # each once

@@ -64,7 +64,7 @@ async def pass_through(settings: Settings, out_topic: str, stop: asyncio.Event) 
 
 async def ceiling(settings: Settings, out_topic: str, target: int, timeout_s: float) -> RunResult:
     """Raw pass-through of the commands topic until `target` records are committed."""
-    watch = LagWatch(settings.kafka_bootstrap_servers, settings.commands_topic, settings.group_id)
+    watch = LagWatch(settings.kafka, settings.commands_topic, settings.group_id)
     started = time.monotonic()
     await watch.start()
     stop = asyncio.Event()
@@ -92,7 +92,7 @@ async def floor(settings: Settings, seconds: float) -> RunResult:
     consumer = AIOKafkaConsumer(**s.to_consumer_params())
     producer = AIOKafkaProducer(**s.to_producer_params())
     publisher = EventPublisher(producer, s.events_topic, s.dead_letter_topic)
-    watch = LagWatch(s.kafka_bootstrap_servers, s.commands_topic, s.group_id)
+    watch = LagWatch(s.kafka, s.commands_topic, s.group_id)
     started = time.monotonic()
     await producer.start()
     await consumer.start()

@@ -12,6 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from worker.bench.commands import Encoded
+from worker.kafka_connection import KafkaConnection, kafka_client_params
 from worker.settings import Settings
 from worker.topics import ensure_topics
 
@@ -20,8 +21,8 @@ async def make_topics(settings: Settings, partitions: int) -> None:
     await ensure_topics(settings, partitions=partitions, replication_factor=1)
 
 
-async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def delete_topics(kafka: KafkaConnection, names: Iterable[str]) -> None:
+    admin = AIOKafkaAdminClient(**kafka_client_params(kafka))
     await admin.start()
     try:
         with contextlib.suppress(Exception):
@@ -30,10 +31,10 @@ async def delete_topics(bootstrap: str, names: Iterable[str]) -> None:
         await admin.close()
 
 
-def bulk_producer(bootstrap: str) -> AIOKafkaProducer:
+def bulk_producer(kafka: KafkaConnection) -> AIOKafkaProducer:
     """For preloading: large batches, few requests."""
     return AIOKafkaProducer(
-        bootstrap_servers=bootstrap,
+        **kafka_client_params(kafka),
         acks="all",
         enable_idempotence=True,
         linger_ms=20,
@@ -44,13 +45,13 @@ def bulk_producer(bootstrap: str) -> AIOKafkaProducer:
 
 
 async def preload(
-    bootstrap: str,
+    kafka: KafkaConnection,
     topic: str,
     commands: Iterable[Encoded],
     advance: Callable[[int], None] = lambda n: None,
 ) -> int:
     """Sends every command and waits for all acknowledgements; returns how many were sent."""
-    producer = bulk_producer(bootstrap)
+    producer = bulk_producer(kafka)
     await producer.start()
     sent = 0
     try:
@@ -69,8 +70,8 @@ async def preload(
     return sent
 
 
-async def topic_partitions(bootstrap: str, topic: str) -> list[TopicPartition]:
-    admin = AIOKafkaAdminClient(bootstrap_servers=bootstrap)
+async def topic_partitions(kafka: KafkaConnection, topic: str) -> list[TopicPartition]:
+    admin = AIOKafkaAdminClient(**kafka_client_params(kafka))
     await admin.start()
     try:
         (described,) = await admin.describe_topics([topic])
@@ -89,7 +90,7 @@ class LagSample:
 class LagWatch:
     """Polls a group's committed offsets on one topic; the way every contender is timed."""
 
-    bootstrap: str
+    kafka: KafkaConnection
     topic: str
     group_id: str
     interval_s: float = 0.1
@@ -98,9 +99,9 @@ class LagWatch:
     _tps: list[TopicPartition] = field(default_factory=list)
 
     async def start(self) -> None:
-        self._admin = AIOKafkaAdminClient(bootstrap_servers=self.bootstrap)
+        self._admin = AIOKafkaAdminClient(**kafka_client_params(self.kafka))
         await self._admin.start()
-        self._tps = await topic_partitions(self.bootstrap, self.topic)
+        self._tps = await topic_partitions(self.kafka, self.topic)
 
     async def stop(self) -> None:
         if self._admin is not None:
@@ -175,7 +176,7 @@ class EventCollector:
 
     def __init__(
         self,
-        bootstrap: str,
+        kafka: KafkaConnection,
         topic: str,
         *,
         from_beginning: bool = False,
@@ -183,13 +184,13 @@ class EventCollector:
         on_command: Callable[[str, float], None] | None = None,
     ) -> None:
         self._consumer = AIOKafkaConsumer(
-            bootstrap_servers=bootstrap,
+            **kafka_client_params(kafka),
             enable_auto_commit=False,
             fetch_max_wait_ms=20,
             max_partition_fetch_bytes=8 * 1024 * 1024,
             fetch_max_bytes=64 * 1024 * 1024,
         )
-        self._bootstrap = bootstrap
+        self._kafka = kafka
         self._topic = topic
         self._from_beginning = from_beginning
         self._keep_arrivals = keep_arrivals
@@ -200,7 +201,7 @@ class EventCollector:
 
     async def start(self) -> None:
         await self._consumer.start()
-        tps = await topic_partitions(self._bootstrap, self._topic)
+        tps = await topic_partitions(self._kafka, self._topic)
         self._consumer.assign(tps)
         if self._from_beginning:
             await self._consumer.seek_to_beginning(*tps)

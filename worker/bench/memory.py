@@ -77,7 +77,7 @@ async def through_worker(
     """Creates `sessions` sessions with the real (in-process) worker; measures what they cost."""
     await make_topics(settings, partitions=12)
     stream = CommandStream(seed, mix=CREATES_ONLY, reference=reference, tag=settings.key_prefix)
-    await preload(settings.kafka_bootstrap_servers, settings.commands_topic, stream.take(sessions))
+    await preload(settings.kafka, settings.commands_topic, stream.take(sessions))
     before = await used_memory(client)
     worker = Worker(settings, handle_signals=False)
     await asyncio.wait_for(worker.run(burst=True), timeout=600)

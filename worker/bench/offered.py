@@ -27,6 +27,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from worker.bench.commands import CommandStream
 from worker.bench.cpu_budget import CpuMeter, CpuUse
 from worker.bench.kafkaio import EventCollector
+from worker.kafka_connection import KafkaConnection, kafka_client_params
 from worker.partitioning import partition_of
 from worker.publisher import append_to_batches, send_batches
 
@@ -70,7 +71,7 @@ def percentile(values: list[float], q: float) -> float:
 
 
 async def offer(
-    bootstrap: str,
+    kafka: KafkaConnection,
     commands_topic: str,
     events_topic: str,
     stream: CommandStream,
@@ -97,9 +98,9 @@ async def offer(
         if started is not None and started >= keep_from:
             arrivals.append((at, (at - started) * 1000))
 
-    collector = EventCollector(bootstrap, events_topic, keep_arrivals=False, on_command=answered)
+    collector = EventCollector(kafka, events_topic, keep_arrivals=False, on_command=answered)
     producer = AIOKafkaProducer(
-        bootstrap_servers=bootstrap, acks="all", enable_idempotence=True, linger_ms=0
+        **kafka_client_params(kafka), acks="all", enable_idempotence=True, linger_ms=0
     )
     await collector.start()
     await producer.start()

@@ -7,18 +7,16 @@ import signal
 import subprocess
 import sys
 import time
-from dataclasses import dataclass, field, fields
+from dataclasses import dataclass, field
 from pathlib import Path
 from types import TracebackType
 from typing import IO, Self
 
-from worker.settings import ENV, Settings
+from worker.settings import Settings
 
 
 def settings_env(settings: Settings, extra: dict[str, str] | None = None) -> dict[str, str]:
-    env = dict(os.environ)
-    for f in fields(Settings):
-        env[ENV[f.name]] = str(getattr(settings, f.name))
+    env = {**os.environ, **settings.to_env()}
     env.update(extra or {})
     return env
 

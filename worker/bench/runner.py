@@ -71,6 +71,8 @@ from worker.bench.report import (
 from worker.clock import now_ms
 from worker.devenv.ports import free_port
 from worker.devenv.services import Services, open_services
+from worker.kafka_connection import kafka_client_params
+from worker.redis_client import redis_auth_params
 from worker.settings import Settings
 
 RESULTS_DIR = Path("bench/results")
@@ -263,14 +265,17 @@ async def run(cfg: Config, services: Services, ui: Display, results: Results) ->
     results.services = (
         f"{services.source} (Kafka {services.bootstrap_servers}, Redis {services.redis_url})"
     )
-    base = Settings(
+    base = Settings.from_env(  # the environment's security settings, if any
         kafka_bootstrap_servers=services.bootstrap_servers,
         redis_url=services.redis_url,
         http_port=0,
         log_format="json",
         log_level="info",
     )
-    client = aioredis.Redis.from_url(services.redis_url, decode_responses=False)
+    # The benchmark measures one Redis server (memory per session, keys): not a cluster.
+    client = aioredis.Redis.from_url(
+        base.redis_url, decode_responses=False, **redis_auth_params(base)
+    )
     logs = Path(tempfile.mkdtemp(prefix="worker-bench-"))
     meter = CpuMeter(
         {
@@ -339,7 +344,7 @@ async def _main_phases(
     stream = CommandStream(cfg.seed, mix=CREATE_HEAVY, tag="t")
     n = cfg.throughput_commands
     with ui.phase(f"preloading {n:,} commands (create-heavy)", n) as advance:
-        await preload(main.kafka_bootstrap_servers, main.commands_topic, stream.take(n), advance)
+        await preload(main.kafka, main.commands_topic, stream.take(n), advance)
 
     # Every round but the last runs a worker of its own; the last one's goes on to the latency
     # and soak phases, so that its RSS is judged after all the commands it handled.
@@ -349,7 +354,7 @@ async def _main_phases(
         results.rounds.append(ThroughputRound(ceiling, floor, worker))
     ceiling, floor = await _baselines(cfg, main, client, run_id, cfg.rounds, ui, meter)
 
-    watch = LagWatch(main.kafka_bootstrap_servers, main.commands_topic, main.group_id)
+    watch = LagWatch(main.kafka, main.commands_topic, main.group_id)
     await watch.start()
     port = free_port()
     proc = WorkerProc(main.replace(http_host="127.0.0.1", http_port=port), logs / "worker.log")
@@ -371,7 +376,7 @@ async def _main_phases(
                 total = int(offered * cfg.latency_s)
                 with ui.phase(f"latency at {share:.0%} of max ({offered:,.0f}/s)", total) as adv:
                     res = await offer(
-                        main.kafka_bootstrap_servers, main.commands_topic, main.events_topic,
+                        main.kafka, main.commands_topic, main.events_topic,
                         live, rate_per_s=offered, seconds=cfg.latency_s, warmup_s=1.0,
                         on_tick=adv, meter=with_worker,
                     )  # fmt: skip
@@ -399,7 +404,7 @@ async def _main_phases(
             with ui.phase(f"soak {cfg.soak_s:g} s at {soak_rate:,.0f}/s", total) as adv:
                 soak_start = time.monotonic()
                 results.soak = await offer(
-                    main.kafka_bootstrap_servers, main.commands_topic, main.events_topic,
+                    main.kafka, main.commands_topic, main.events_topic,
                     soak_stream, rate_per_s=soak_rate, seconds=cfg.soak_s, window_s=10.0,
                     warmup_s=1.0, on_tick=adv, meter=with_worker,
                 )  # fmt: skip
@@ -478,7 +483,7 @@ async def _round_worker(
         key_prefix=f"bw{run_id[5:]}r{k}",
     )
     await make_topics(s, cfg.partitions)
-    watch = LagWatch(s.kafka_bootstrap_servers, s.commands_topic, s.group_id)
+    watch = LagWatch(s.kafka, s.commands_topic, s.group_id)
     await watch.start()
     port = free_port()
     try:
@@ -553,7 +558,7 @@ async def _ceiling_latency(
     try:
         with ui.phase(f"latency of the ceiling at {offered:,.0f}/s", total) as adv:
             res = await offer(
-                s.kafka_bootstrap_servers, s.commands_topic, s.events_topic, stream,
+                s.kafka, s.commands_topic, s.events_topic, stream,
                 rate_per_s=offered, seconds=cfg.latency_s, warmup_s=2.0, on_tick=adv,
                 meter=meter,
             )  # fmt: skip
@@ -579,10 +584,10 @@ async def _end_offsets_total(settings: Settings) -> int:
 
     from worker.bench.kafkaio import topic_partitions
 
-    consumer = AIOKafkaConsumer(bootstrap_servers=settings.kafka_bootstrap_servers)
+    consumer = AIOKafkaConsumer(**kafka_client_params(settings.kafka))
     await consumer.start()
     try:
-        tps = await topic_partitions(settings.kafka_bootstrap_servers, settings.commands_topic)
+        tps = await topic_partitions(settings.kafka, settings.commands_topic)
         ends = await consumer.end_offsets(tps)
         return int(sum(ends.values()))
     finally:
@@ -598,10 +603,8 @@ async def _expiry_phase(
     n = cfg.expiring
     stream = CommandStream(cfg.seed + 3, mix=CREATES_ONLY, expiration_s=cfg.expiry_ttl_s, tag="e")
     with ui.phase(f"expiry: preloading {n:,} creates (TTL {cfg.expiry_ttl_s:g} s)", n) as adv:
-        await preload(s.kafka_bootstrap_servers, s.commands_topic, stream.take(n), adv)
-    collector = EventCollector(
-        s.kafka_bootstrap_servers, s.events_topic, from_beginning=True, keep_arrivals=False
-    )
+        await preload(s.kafka, s.commands_topic, stream.take(n), adv)
+    collector = EventCollector(s.kafka, s.events_topic, from_beginning=True, keep_arrivals=False)
     await collector.start()
     # The creates must all be processed before they expire, and waiting a whole TTL is not what
     # is measured: the held clock is set so that expiresAt is `wait_s` after the worker starts.
@@ -686,7 +689,7 @@ async def _profile_phase(
     n = cfg.profile_commands
     stream = CommandStream(cfg.seed + 4, mix=CREATE_HEAVY, tag="p")
     commands = stream.take(n)
-    watch = LagWatch(s.kafka_bootstrap_servers, s.commands_topic, s.group_id)
+    watch = LagWatch(s.kafka, s.commands_topic, s.group_id)
     await watch.start()
     raw = cfg.out / f"{results.date}-profile.raw.txt"
     cfg.out.mkdir(parents=True, exist_ok=True)
@@ -704,7 +707,7 @@ async def _profile_phase(
             with ui.phase(f"profile: {n:,} commands through the worker under py-spy", n) as adv:
                 shown = asyncio.create_task(_watch_progress(watch, adv))
                 try:
-                    await preload(s.kafka_bootstrap_servers, s.commands_topic, commands)
+                    await preload(s.kafka, s.commands_topic, commands)
                     await watch.until(n, timeout_s=900)
                 finally:
                     shown.cancel()

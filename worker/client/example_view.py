@@ -2,6 +2,9 @@
 
     python -m worker.client.example_view --bootstrap-servers localhost:9092 --until-idle 2
 
+Against a secured Kafka it takes the worker's connection settings from the environment
+(`KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*`, `KAFKA_SSL_*`; see the README).
+
 Prints one line per event (what it did to the view), then the live sessions. The rules every
 consumer of the events topic needs, in `SessionView.apply`:
 
@@ -28,7 +31,7 @@ import signal
 import sys
 from collections import Counter, OrderedDict
 from collections.abc import Callable, Sequence
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from typing import Literal, TextIO
 
 from aiokafka import AIOKafkaConsumer, TopicPartition
@@ -47,6 +50,9 @@ from worker.client.errors import InvalidEventError
 from worker.client.events import UnknownEvent, event_type, read_event
 from worker.client.recent import DEFAULT_MAX_IDS, RecentIds
 from worker.constants import EVENTS_TOPIC
+from worker.errors import SettingsError
+from worker.kafka_connection import KafkaConnection, kafka_client_params
+from worker.settings import kafka_connection_from_env
 from worker.topics import partitions_of
 
 SessionEvent = SessionCreated | SessionUpdated | SessionCompleted | SessionDeleted | SessionExpired
@@ -128,7 +134,7 @@ def describe(outcome: Outcome, event: Event | UnknownEvent) -> str:
 
 
 async def follow(
-    bootstrap_servers: str,
+    connection: KafkaConnection,
     topic: str,
     view: SessionView,
     *,
@@ -139,9 +145,9 @@ async def follow(
 ) -> None:
     """Feeds `view` every event of `topic` from the beginning until `stop` is set or, with
     `idle_s`, nothing new came for that long."""
-    partitions = [TopicPartition(topic, p) for p in await partitions_of(bootstrap_servers, topic)]
+    partitions = [TopicPartition(topic, p) for p in await partitions_of(connection, topic)]
     consumer = AIOKafkaConsumer(
-        bootstrap_servers=bootstrap_servers,
+        **kafka_client_params(connection),
         enable_auto_commit=False,  # no group: nothing to commit
         isolation_level="read_committed",
     )
@@ -178,7 +184,7 @@ async def run(args: argparse.Namespace, out: TextIO) -> None:
         loop.add_signal_handler(sig, stop.set)
     try:
         await follow(
-            args.bootstrap_servers,
+            args.connection,
             args.topic,
             view,
             stop=stop,
@@ -223,6 +229,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         help="recent eventIds remembered to drop repeats (default: %(default)s)",
     )
     args = parser.parse_args(argv)
+    try:
+        args.connection = replace(
+            kafka_connection_from_env(), bootstrap_servers=args.bootstrap_servers
+        )
+    except SettingsError as exc:
+        parser.error(str(exc))
     with contextlib.suppress(KeyboardInterrupt):
         asyncio.run(run(args, sys.stdout))
     return 0

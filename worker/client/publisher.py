@@ -3,6 +3,10 @@
     async with CommandPublisher("localhost:9092") as publisher:
         delivery = await publisher.publish(command)
 
+Against a secured Kafka, give a `KafkaConnection` instead of the address; the worker's own
+settings read from the environment: `CommandPublisher(kafka_connection_from_env())`
+(`KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*`, `KAFKA_SSL_*`).
+
 Every command is checked first (`worker.client.commands.encode_command`: the worker's own
 decoder and limits), so one the worker would reject raises `InvalidCommandError` and is not
 sent. The producer is the worker's: idempotent, `acks=all`, so `publish` returns only when every
@@ -22,11 +26,25 @@ from aiokafka import AIOKafkaProducer
 from contracts.commands import Command
 from worker.client.commands import CommandRecord, encode_command
 from worker.constants import COMMANDS_TOPIC, MAX_RECORD_BYTES
+from worker.kafka_connection import KafkaConnection, kafka_client_params
 
 LINGER_MS = 2  # the worker's: batches a burst of publish_many without delaying a lone command
-# Options that carry the kit's delivery promise; everything else (security, client id, ...) may
-# be passed through to aiokafka.
-_FIXED_OPTIONS = frozenset({"acks", "enable_idempotence", "bootstrap_servers"})
+# Options that carry the kit's delivery promise, or the connection (which comes from the
+# `KafkaConnection`, as for every client of the project); anything else (client id, ...) may be
+# passed through to aiokafka.
+_FIXED_OPTIONS = frozenset(
+    {
+        "acks",
+        "enable_idempotence",
+        "bootstrap_servers",
+        "security_protocol",
+        "ssl_context",
+        "sasl_mechanism",
+        "sasl_plain_username",
+        "sasl_plain_password",
+        "sasl_oauth_token_provider",
+    }
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -47,22 +65,29 @@ class CommandPublisher:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: str | KafkaConnection,
         *,
         topic: str = COMMANDS_TOPIC,
         max_record_bytes: int = MAX_RECORD_BYTES,
         **producer_options: Any,
     ) -> None:
-        """`max_record_bytes` must be the worker's `SW_MAX_RECORD_BYTES`. `producer_options`
-        go to `AIOKafkaProducer` (e.g. `security_protocol`, `sasl_mechanism`, `client_id`);
-        `acks` and `enable_idempotence` are fixed."""
+        """`connection`: the bootstrap servers (plaintext), or a `KafkaConnection` with TLS or
+        SASL settings. `max_record_bytes` must be the worker's `SW_MAX_RECORD_BYTES`.
+        `producer_options` go to `AIOKafkaProducer` (e.g. `client_id`); `acks`,
+        `enable_idempotence` and the connection's keywords are fixed."""
         fixed = _FIXED_OPTIONS & producer_options.keys()
         if fixed:
-            raise ValueError(f"the kit sets {', '.join(sorted(fixed))} itself")
+            raise ValueError(
+                f"the kit sets {', '.join(sorted(fixed))} itself (security: pass a KafkaConnection)"
+            )
+        self.connection = (
+            KafkaConnection(bootstrap_servers=connection)
+            if isinstance(connection, str)
+            else connection
+        )
         self.topic = topic
         self.max_record_bytes = max_record_bytes
         self._options = {
-            "bootstrap_servers": bootstrap_servers,
             "enable_idempotence": True,  # broker drops retried duplicates, keeps order
             "acks": "all",
             "linger_ms": LINGER_MS,
@@ -74,7 +99,7 @@ class CommandPublisher:
     async def start(self) -> None:
         if self._producer is not None:
             return
-        producer = AIOKafkaProducer(**self._options)
+        producer = AIOKafkaProducer(**kafka_client_params(self.connection), **self._options)
         await producer.start()
         self._producer = producer
 

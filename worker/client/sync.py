@@ -22,6 +22,7 @@ from contracts.commands import Command
 from worker.client.commands import CommandRecord
 from worker.client.publisher import CommandPublisher, Delivery
 from worker.constants import COMMANDS_TOPIC, MAX_RECORD_BYTES
+from worker.kafka_connection import KafkaConnection
 
 T = TypeVar("T")
 
@@ -34,7 +35,7 @@ class SyncCommandPublisher:
 
     def __init__(
         self,
-        bootstrap_servers: str,
+        connection: str | KafkaConnection,
         *,
         topic: str = COMMANDS_TOPIC,
         max_record_bytes: int = MAX_RECORD_BYTES,
@@ -42,7 +43,7 @@ class SyncCommandPublisher:
         **producer_options: Any,
     ) -> None:
         self._publisher = CommandPublisher(
-            bootstrap_servers,
+            connection,
             topic=topic,
             max_record_bytes=max_record_bytes,
             **producer_options,
