@@ -3,9 +3,10 @@
 import uuid
 from typing import Any
 
-CANARY_AUTH_TOKEN = "canary-auth-token-7f3a9c"  # noqa: S105 - a marker to search for, not a secret
-CANARY_API_SECRET = "canary-api-secret-1b2e8d"  # noqa: S105
-CANARY_SERVER_SECRET = "canary-server-secret-55aa"  # noqa: S105
+# Markers to search for in every output, not secrets.
+CANARY_AUTH_TOKEN = "canary-auth-token-7f3a9c"
+CANARY_API_SECRET = "canary-api-secret-1b2e8d"
+CANARY_SERVER_SECRET = "canary-server-secret-55aa"
 
 
 def new_id(prefix: str) -> str:

@@ -3,7 +3,7 @@
 `KafkaConnection` holds the bootstrap servers and the security settings (`KAFKA_*`);
 `kafka_client_params` turns it into the keywords that `AIOKafkaConsumer`, `AIOKafkaProducer`
 and `AIOKafkaAdminClient` take. Every construction site passes `**kafka_client_params(...)`, and
-tests/security/test_construction_sites.py fails for one that does not, so a new command cannot
+tests/secure/test_construction_sites.py fails for one that does not, so a new command cannot
 quietly connect in plaintext.
 """
 

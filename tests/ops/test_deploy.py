@@ -4,7 +4,7 @@ each other and with the code."""
 
 import json
 import re
-from pathlib import Path
+from pathlib import Path, PurePosixPath
 from typing import Any
 
 import pytest
@@ -12,13 +12,49 @@ import yaml
 
 from tests.ops.test_metrics import exposed_names
 from worker import constants
+from worker.cli import build_parser
 from worker.metrics import Metrics
-from worker.settings import ENV, Settings
+from worker.settings import ENV, SECRET_FIELDS, Settings
 
 ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
-SETTING_NAME = re.compile(r"\b(SW_[A-Z0-9_]+|KAFKA_BOOTSTRAP_SERVERS|REDIS_URL)\b")
+SETTING_NAME = re.compile(r"\b((?:SW|KAFKA|REDIS)_[A-Z0-9_]+)\b")
+# Read by the example token provider (worker.kafka_oauth:FileTokenProvider), not by the settings.
+PROVIDER_SETTINGS = {"KAFKA_SASL_OAUTH_TOKEN_FILE"}
+# KEDA's Kafka scaler spells the SASL mechanisms its own way.
+KEDA_SASL = {
+    "PLAIN": "plaintext",
+    "SCRAM-SHA-256": "scram_sha256",
+    "SCRAM-SHA-512": "scram_sha512",
+    "OAUTHBEARER": "oauthbearer",
+}
+KEDA_KAFKA_AUTH_PARAMETERS = {
+    "sasl",
+    "saslTokenProvider",
+    "username",
+    "password",
+    "tls",
+    "ca",
+    "cert",
+    "key",
+    "keyPassword",
+    "oauthTokenEndpointUri",
+    "scopes",
+    "oauthExtensions",
+    "awsRegion",
+    "awsRoleArn",
+}
+
+
+def secret_env_names() -> set[str]:
+    return {ENV[name] for name in SECRET_FIELDS}
+
+
+def known_setting_names() -> set[str]:
+    """Every environment name the worker reads: the settings, the `_FILE` form of each secret,
+    and the example token provider's file."""
+    return set(ENV.values()) | {f"{name}_FILE" for name in secret_env_names()} | PROVIDER_SETTINGS
 
 
 def deploy_files() -> list[Path]:
@@ -53,21 +89,83 @@ def test_every_manifest_parses(path: Path) -> None:
     assert load_all(path), f"{path} is empty"
 
 
+def broker_settings() -> set[str]:
+    """The Kafka image's own settings in compose.yaml (KAFKA_* too, but the broker's)."""
+    compose = yaml.safe_load((DEPLOY / "compose.yaml").read_text())
+    return {
+        name
+        for service in compose["services"].values()
+        if str(service.get("image", "")).startswith("apache/kafka")
+        for name in service.get("environment", {})
+    }
+
+
 def test_every_setting_named_in_deploy_exists() -> None:
-    known = set(ENV.values())
+    known = known_setting_names()
+    broker = broker_settings()
     for path in deploy_files():
-        named = set(SETTING_NAME.findall(path.read_text()))
+        named = set(SETTING_NAME.findall(path.read_text())) - broker
         assert named <= known, f"{path.relative_to(ROOT)} names unknown settings {named - known}"
 
 
-def test_every_setting_is_in_the_readme_table_with_its_default() -> None:
+def readme_rows() -> dict[str, list[str]]:
+    """Every README table row that starts with a setting's name, by name (a setting may be in
+    the settings table and in the security section's)."""
     readme = (ROOT / "README.md").read_text()
-    rows = {m.group(1): m.group(0) for m in re.finditer(r"^\| `([A-Z_]+)` \|.*$", readme, re.M)}
+    rows: dict[str, list[str]] = {}
+    for m in re.finditer(r"^\| `([A-Z0-9_]+)` \|.*$", readme, re.M):
+        rows.setdefault(m.group(1), []).append(m.group(0))
+    return rows
+
+
+def shown_default(default: Any) -> str:
+    """How the README shows a default: `value`, or `none` for a setting unset by default."""
+    default = getattr(default, "value", default)  # an enum
+    reveal = getattr(default, "reveal", None)  # a secret's default is not secret
+    default = reveal() if callable(reveal) else default
+    return "none" if default is None or default == "" else f"`{default}`"
+
+
+def test_every_setting_is_in_the_readme_table_with_its_default(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    with pytest.raises(SystemExit):
+        build_parser().parse_args(["run", "--help"])
+    flags = set(re.findall(r"--[a-z0-9-]+", capsys.readouterr().out))
+    rows = readme_rows()
     for f in Settings.__dataclass_fields__.values():
         name = ENV[f.name]
-        assert name in rows, f"{name} is missing from the README's settings table"
-        assert f"`--{f.name.replace('_', '-')}`" in rows[name]
-        assert f"`{f.default}`" in rows[name], f"{name}: default {f.default} not in its row"
+        assert name in rows, f"{name} is missing from the README's settings tables"
+        flag = f"--{f.name.replace('_', '-')}"
+        if flag in flags:
+            assert any(f"`{flag}`" in row for row in rows[name]), f"{name}: no row shows {flag}"
+        else:
+            # A secret is no flag (argv shows in `ps`); the README says how to give it.
+            assert f.name in SECRET_FIELDS, f"{name} has no flag {flag}"
+            assert all(f"`{flag}`" not in row for row in rows[name]), f"{name}: no {flag}"
+        if f.name in SECRET_FIELDS:
+            assert any(f"`{name}_FILE`" in row for row in rows[name]), f"{name}: no {name}_FILE"
+        default = shown_default(f.default)
+        assert any(default in row for row in rows[name]), (
+            f"{name}: default {default} not in its row"
+        )
+
+
+def test_the_readme_marks_every_secret_and_only_secrets() -> None:
+    rows = readme_rows()
+    secrets = secret_env_names()
+    for name, found in rows.items():
+        if name not in known_setting_names() or not name.startswith(("KAFKA_", "REDIS_")):
+            continue
+        security_rows = [row for row in found if row.count("|") >= 6]  # the security table
+        for row in security_rows:
+            cells = [cell.strip() for cell in row.strip("|").split("|")]
+            secret_cell = cells[-1]
+            if name in secrets:
+                assert secret_cell.startswith("yes"), row
+                assert f"`{name}_FILE`" in secret_cell, row
+            else:
+                assert secret_cell.startswith("no"), row
 
 
 def test_the_dashboard_uses_only_metrics_the_worker_exports() -> None:
@@ -114,10 +212,71 @@ def test_the_deployment_has_probes_resources_and_a_safe_rollout() -> None:
     assert deployment["spec"]["template"]["metadata"]["annotations"]["prometheus.io/port"] == str(
         port
     )
-    refs = [next(iter(ref.values()))["name"] for ref in worker["envFrom"]]
-    assert refs == [objects["ConfigMap"]["metadata"]["name"], objects["Secret"]["metadata"]["name"]]
-    assert "REDIS_URL" in objects["Secret"]["stringData"]
-    assert "REDIS_URL" not in config  # credentials stay in the Secret
+    # Settings from the ConfigMap; the Secret arrives as files (test below), never as variables.
+    assert worker["envFrom"] == [
+        {"configMapRef": {"name": objects["ConfigMap"]["metadata"]["name"]}}
+    ]
+
+
+def secret_files(objects: dict[str, dict[str, Any]], kind: str) -> dict[str, str]:
+    """`<NAME>_FILE` -> the Secret's key it names, for the container of `kind`, checking on the
+    way that the file is on a read-only volume of the kustomization's Secret."""
+    pod = objects[kind]["spec"]["template"]["spec"]
+    box = container(objects, kind)
+    secret = objects["Secret"]
+    volumes = {
+        v["name"]: v["secret"]["secretName"] for v in pod.get("volumes", []) if "secret" in v
+    }
+    mounts = {m["mountPath"]: m for m in box.get("volumeMounts", []) if m["name"] in volumes}
+    keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
+    secrets = secret_env_names()
+    files: dict[str, str] = {}
+    for entry in box.get("env", []):
+        name = entry["name"]
+        assert name not in secrets, f"{kind}: {name} in the environment; use {name}_FILE"
+        if not (name.endswith("_FILE") and name.removesuffix("_FILE") in secrets):
+            continue
+        assert set(entry) == {"name", "value"}, f"{kind}: {name} must be a plain path"
+        path = PurePosixPath(entry["value"])
+        mount = mounts.get(str(path.parent))
+        assert mount is not None, f"{kind}: {name}={path} is on no mounted Secret volume"
+        assert mount.get("readOnly") is True, f"{kind}: {mount['mountPath']} must be read-only"
+        assert volumes[mount["name"]] == secret["metadata"]["name"]
+        assert path.name in keys, f"{kind}: {name} names {path.name}, not a key of the Secret"
+        files[name] = path.name
+    assert pod["securityContext"].get("fsGroup") == pod["securityContext"]["runAsGroup"], (
+        f"{kind}: the Secret's files must be readable by the worker's group"
+    )
+    return files
+
+
+def test_secrets_reach_the_pod_only_as_files_of_the_mounted_secret(tmp_path: Path) -> None:
+    objects = k8s_objects()
+    config = objects["ConfigMap"]["data"]
+    secret = objects["Secret"]
+    values = {**secret.get("stringData", {})}
+    secrets = secret_env_names()
+    for name in config:
+        assert name not in secrets, f"the ConfigMap holds the secret {name}"
+        assert not name.endswith("_FILE"), f"{name}: set it beside its volume in deployment.yaml"
+    for value in values.values():
+        assert value not in config.values(), "a secret's value is in the ConfigMap"
+    files = secret_files(objects, "Deployment")
+    # What the settings in the ConfigMap need is there.
+    assert "REDIS_URL_FILE" in files  # the default (localhost) would be wrong in a cluster
+    if config.get("KAFKA_SASL_MECHANISM") in {"PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512"}:
+        assert "KAFKA_SASL_PASSWORD_FILE" in files
+    if "REDIS_USERNAME" in config:
+        assert "REDIS_PASSWORD_FILE" in files
+    # The topic Job connects the same way as the workers.
+    assert secret_files(objects, "Job") == files
+    assert container(objects, "Job")["envFrom"] == container(objects, "Deployment")["envFrom"]
+    # The whole set is valid settings, with the Secret's files where the pod would see them.
+    env = dict(config)
+    for name, key in files.items():
+        (tmp_path / key).write_text(values[key] + "\n")
+        env[name] = str(tmp_path / key)
+    Settings.from_env(env)
 
 
 def test_autoscaling_is_capped_at_the_partition_count_and_matches_the_settings() -> None:
@@ -139,8 +298,44 @@ def test_autoscaling_is_capped_at_the_partition_count_and_matches_the_settings()
     assert meta["topic"] == config.get("SW_COMMANDS_TOPIC", constants.COMMANDS_TOPIC)
     pdb = objects["PodDisruptionBudget"]["spec"]
     assert pdb["selector"] == objects["Deployment"]["spec"]["selector"]
-    # Every value in the ConfigMap is a valid setting value.
-    Settings.from_env({**config, "REDIS_URL": objects["Secret"]["stringData"]["REDIS_URL"]})
+
+
+def test_the_autoscaler_reads_kafka_with_the_workers_security() -> None:
+    objects = k8s_objects()
+    config = objects["ConfigMap"]["data"]
+    (trigger,) = objects["ScaledObject"]["spec"]["triggers"]
+    meta = trigger["metadata"]
+    protocol = config.get("KAFKA_SECURITY_PROTOCOL", "PLAINTEXT")
+    assert meta.get("tls", "disable") == ("enable" if protocol.endswith("SSL") else "disable")
+    if protocol.startswith("SASL_"):
+        assert meta.get("sasl") == KEDA_SASL[config["KAFKA_SASL_MECHANISM"]]
+    else:
+        assert meta.get("sasl", "none") == "none"
+    if protocol == "PLAINTEXT":
+        return
+    # The credentials come from a TriggerAuthentication of the kustomization.
+    assert "authenticationRef" in trigger, "a secured Kafka needs the trigger's authenticationRef"
+    ref = trigger["authenticationRef"]
+    assert ref.get("kind", "TriggerAuthentication") == "TriggerAuthentication"
+    auth = objects["TriggerAuthentication"]
+    assert ref["name"] == auth["metadata"]["name"]
+    spec = auth["spec"]
+    parameters = [e["parameter"] for e in spec.get("secretTargetRef", []) + spec.get("env", [])]
+    assert len(parameters) == len(set(parameters))
+    assert set(parameters) <= KEDA_KAFKA_AUTH_PARAMETERS
+    assert not {"sasl", "tls"} & set(parameters), "sasl and tls are in the trigger's metadata"
+    if config.get("KAFKA_SASL_MECHANISM") in KEDA_SASL.keys() - {"OAUTHBEARER"}:
+        assert {"username", "password"} <= set(parameters)
+    secret = objects["Secret"]
+    keys = set(secret.get("stringData", {})) | set(secret.get("data", {}))
+    for entry in spec.get("secretTargetRef", []):
+        assert entry["name"] == secret["metadata"]["name"]
+        assert entry["key"] in keys, f"{entry['key']} is not a key of the Secret"
+    worker = container(objects, "Deployment")
+    for entry in spec.get("env", []):
+        assert entry.get("containerName", worker["name"]) == worker["name"]
+        assert entry["name"] in config or entry["name"] in {e["name"] for e in worker["env"]}
+        assert entry["name"] not in secret_env_names()
 
 
 def test_compose_runs_kraft_kafka_redis_topics_once_and_three_workers() -> None:

@@ -32,7 +32,7 @@ pytestmark = pytest.mark.asyncio(loop_scope="function")
 
 # Markers to search for, not secrets.
 CANARY_CREDENTIAL_KEY = "canary-credential-api-key-3c4d"
-CANARY_ASSISTANT_SECRET = "canary-assistant-server-secret-9e0f"  # noqa: S105
+CANARY_ASSISTANT_SECRET = "canary-assistant-server-secret-9e0f"
 CANARIES = (
     CANARY_AUTH_TOKEN,
     CANARY_API_SECRET,
@@ -408,7 +408,7 @@ async def _take_canaries_through_the_worker(
     assert snapshot["phoneNumber"]["twilioAuthToken"] == "[redacted]"
     assert snapshot["phoneNumber"]["twilioApiSecret"] == "[redacted]"
     assert snapshot["assistant"]["credentials"][0]["apiKey"] == "[redacted]"
-    assert snapshot["assistant"]["server"]["secret"] == "[redacted]"  # noqa: S105
+    assert snapshot["assistant"]["server"]["secret"] == "[redacted]"
     for stored in await _redis_dump(redis_client, harness.settings.key_prefix):
         _assert_no_canary(stored, "Redis while the session lives")
 
