@@ -11,6 +11,8 @@ service does not speak raise `AccessDeniedError` naming the settings to look at.
 import asyncio
 import ssl
 from collections.abc import Iterator
+from typing import Any
+from urllib.parse import urlsplit
 
 from aiokafka.conn import create_conn
 from aiokafka.errors import (
@@ -21,6 +23,7 @@ from aiokafka.errors import (
     SaslAuthenticationFailed,
     UnsupportedSaslMechanismError,
 )
+from aiokafka.protocol.admin import SaslHandShakeRequest
 from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
 
 from worker.errors import AccessDeniedError
@@ -30,6 +33,7 @@ from worker.settings import Settings
 
 CONNECT_TIMEOUT_S = 10.0
 RECHECK_AFTER_CLOSE_S = 0.5
+PLAIN_PROBE_TIMEOUT_S = 1.0
 
 _SASL_REFUSED = (SaslAuthenticationFailed, IllegalSaslStateError, AuthenticationFailedError)
 _CREDENTIALS = ("KAFKA_SASL_USERNAME", "KAFKA_SASL_PASSWORD")
@@ -52,6 +56,8 @@ async def verify_kafka(connection: KafkaConnection, timeout_s: float = CONNECT_T
                 )
             except (OSError, KafkaError, TimeoutError) as exc:
                 denied = _kafka_denial(connection, exc)
+                if isinstance(exc, UnsupportedSaslMechanismError):
+                    denied = await _mechanism_denial(connection, host, port, params)
                 if denied is None:
                     break  # not reachable: the clients' own bootstrap reports it
                 if _closed_early(exc) and attempt == 0:
@@ -62,6 +68,33 @@ async def verify_kafka(connection: KafkaConnection, timeout_s: float = CONNECT_T
                 raise denied from None
             conn.close()
             return
+
+
+async def _mechanism_denial(
+    c: KafkaConnection, host: str, port: int, params: dict[str, Any]
+) -> AccessDeniedError:
+    """Names the mechanisms the listener does enable: it says so in answer to a handshake,
+    which aiokafka's error leaves out."""
+    offered = "the ones it enables could not be read"
+    try:
+        conn = await create_conn(
+            host,
+            port,
+            security_protocol="SSL" if c.uses_tls else "PLAINTEXT",
+            ssl_context=params.get("ssl_context"),
+        )
+        try:
+            answer = await conn.send(SaslHandShakeRequest(str(c.sasl_mechanism)))
+        finally:
+            conn.close()
+        offered = "it enables " + ", ".join(answer.enabled_mechanisms)
+    except (OSError, KafkaError, TimeoutError):
+        pass  # the refusal stands on its own
+    return AccessDeniedError(
+        "kafka",
+        ("KAFKA_SASL_MECHANISM",),
+        f"the listener does not enable {c.sasl_mechanism}; {offered}",
+    )
 
 
 def _hosts(bootstrap_servers: str) -> Iterator[tuple[str, int]]:
@@ -83,7 +116,13 @@ def _kafka_denial(c: KafkaConnection, exc: BaseException) -> AccessDeniedError |
         )
         return denied(settings, f"authentication failed: {_kafka_message(exc)}")
     if isinstance(exc, UnsupportedSaslMechanismError):
-        return denied(("KAFKA_SASL_MECHANISM",), _kafka_message(exc))
+        return denied(("KAFKA_SASL_MECHANISM",), f"the listener does not enable {c.sasl_mechanism}")
+    if c.uses_tls and isinstance(exc, ConnectionResetError | ssl.SSLEOFError):
+        return denied(
+            ("KAFKA_SECURITY_PROTOCOL",),
+            "the broker closed the connection during the TLS handshake: the listener does not "
+            "speak TLS",
+        )
     tls = _ssl_error(exc)
     if isinstance(tls, ssl.SSLCertVerificationError):
         return denied(
@@ -118,7 +157,9 @@ def _kafka_denial(c: KafkaConnection, exc: BaseException) -> AccessDeniedError |
 
 
 def _closed_early(exc: BaseException) -> bool:
-    """The connection was closed by the other side before an answer (no TLS error seen)."""
+    """The connection was closed by the other side before an answer."""
+    if isinstance(exc, ConnectionResetError | ssl.SSLEOFError):
+        return True
     return isinstance(exc, KafkaConnectionError) and "closed" in str(exc).lower()
 
 
@@ -146,8 +187,37 @@ async def verify_redis(client: RedisClient, settings: Settings, timeout_s: float
         await asyncio.wait_for(client.ping(), timeout_s)
     except (RedisError, OSError, TimeoutError) as exc:
         denied = _redis_denial(settings, exc)
+        if denied is None and settings.redis_url.startswith("rediss://"):
+            # A plain Redis never answers a TLS handshake: the client just times out.
+            denied = await _plain_redis_behind_tls_url(settings.redis_url)
         if denied is not None:
             raise denied from None
+
+
+async def _plain_redis_behind_tls_url(url: str) -> AccessDeniedError | None:
+    parts = urlsplit(url)
+    if parts.hostname is None:
+        return None
+    try:
+        reader, writer = await asyncio.wait_for(
+            asyncio.open_connection(parts.hostname, parts.port or 6379), PLAIN_PROBE_TIMEOUT_S
+        )
+    except (OSError, TimeoutError):
+        return None
+    try:
+        writer.write(b"PING\r\n")
+        answer = await asyncio.wait_for(reader.read(64), PLAIN_PROBE_TIMEOUT_S)
+    except (OSError, TimeoutError):
+        return None
+    finally:
+        writer.close()
+    if not answer.startswith((b"+", b"-")):
+        return None
+    return AccessDeniedError(
+        "redis",
+        ("REDIS_URL",),
+        "the server speaks plain Redis, not TLS: is this port rediss:// or redis://?",
+    )
 
 
 def _redis_denial(s: Settings, exc: BaseException) -> AccessDeniedError | None:

@@ -66,7 +66,7 @@ async def _get(host: str, port: int, path: str) -> tuple[int, str]:
 async def check_deep(settings: Settings, timeout_s: float) -> list[Result]:
     kafka, redis = await asyncio.gather(
         _bounded("kafka", _kafka(settings), timeout_s),
-        _bounded("redis", _redis(settings), timeout_s),
+        _bounded("redis", _redis(settings, timeout_s), timeout_s),
     )
     return [kafka, redis]
 
@@ -98,10 +98,11 @@ async def _kafka(settings: Settings) -> str:
     )
 
 
-async def _redis(settings: Settings) -> str:
+async def _redis(settings: Settings, timeout_s: float) -> str:
     client = connect_redis(settings)
     try:
-        await verify_redis(client, settings, REDIS_TIMEOUT_S)
+        # Half the time for PING, so that a refusal can still be told from silence.
+        await verify_redis(client, settings, min(REDIS_TIMEOUT_S, timeout_s / 2))
         await client.ping()
     finally:
         await client.aclose()

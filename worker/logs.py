@@ -29,7 +29,11 @@ def configure_logging(level: str = "info", fmt: str = "auto") -> None:
         renderer = structlog.processors.JSONRenderer(serializer=json_serializer())
         logger_factory = structlog.BytesLoggerFactory(file=sys.stderr.buffer)
     else:
-        renderer = structlog.dev.ConsoleRenderer(colors=sys.stderr.isatty())
+        # Plain tracebacks: rich's (structlog's default) print each frame's local variables,
+        # and a client's frames hold its password.
+        renderer = structlog.dev.ConsoleRenderer(
+            colors=sys.stderr.isatty(), exception_formatter=structlog.dev.plain_traceback
+        )
         logger_factory = structlog.PrintLoggerFactory(file=sys.stderr)
     structlog.configure(
         processors=[

@@ -8,7 +8,8 @@ from pathlib import Path
 import pytest
 from aiokafka.abc import AbstractTokenProvider
 
-from tests.secure.canary import KAFKA_PASSWORD, KEY_PASSWORD, REDIS_PASSWORD
+from tests.secure.access import leaks
+from tests.secure.canary import ALL_SECRETS, KAFKA_PASSWORD, KEY_PASSWORD, REDIS_PASSWORD
 from worker.cli import build_parser
 from worker.errors import SettingsError
 from worker.kafka_connection import KafkaConnection, kafka_client_params, token_provider
@@ -332,3 +333,11 @@ def test_help_offers_no_secret_flags_and_shows_no_secret_default() -> None:
         assert flag not in text
     assert "--kafka-security-protocol" in text
     assert "--redis-ssl-cafile" in text
+
+
+def test_the_canary_search_finds_a_leak() -> None:
+    # The search below must be able to fail: it finds each canary where one is.
+    for secret in ALL_SECRETS:
+        assert leaks([f"error: password {secret} refused"]) == [secret]
+        assert leaks([f"x{secret}x".encode()]) == [secret]
+    assert leaks(["nothing to see"]) == []

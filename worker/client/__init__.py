@@ -13,6 +13,8 @@ from worker.client.events import EVENT_TYPES, UnknownEvent, event_type, read_eve
 from worker.client.publisher import CommandPublisher, Delivery
 from worker.client.recent import RecentIds
 from worker.client.sync import SyncCommandPublisher
+from worker.kafka_connection import KafkaConnection
+from worker.settings import kafka_connection_from_env
 
 __all__ = [
     "EVENT_TYPES",
@@ -22,11 +24,13 @@ __all__ = [
     "Delivery",
     "InvalidCommandError",
     "InvalidEventError",
+    "KafkaConnection",
     "RecentIds",
     "SyncCommandPublisher",
     "UnknownEvent",
     "encode_command",
     "event_type",
+    "kafka_connection_from_env",
     "new_command_id",
     "read_event",
 ]

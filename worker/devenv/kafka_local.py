@@ -19,7 +19,7 @@ import subprocess
 import tempfile
 import time
 import uuid
-from collections.abc import Mapping
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from worker.devenv._proc import (
@@ -212,7 +212,13 @@ class LocalKafka(StartedService):
     rates a Python client reaches (~50k records/s) the broker also spends less
     CPU than with C2, whose compile threads compete with the client on a small
     machine. Turn it off only for long broker-bound runs.
+
+    Subclasses (worker.devenv.kafka_secured) add listeners through ``_EXTRA_PORTS`` (more free
+    ports, in ``_extra_ports``), ``_more_properties()`` and their own ``_format_storage()``.
     """
+
+    # How many more free ports start() picks, besides the client and controller ports.
+    _EXTRA_PORTS = 0
 
     def __init__(
         self,
@@ -236,6 +242,7 @@ class LocalKafka(StartedService):
         self._want_controller_port = controller_port
         self._port: int | None = None
         self._controller_port: int | None = None
+        self._extra_ports: list[int] = []
         self._classpath = classpath
         self._heap = heap
         self._quick_jit = quick_jit
@@ -324,8 +331,13 @@ class LocalKafka(StartedService):
             "broker.heartbeat.interval.ms": "500",
             "broker.session.timeout.ms": "3000",
         }
+        props.update(self._more_properties())
         props.update(self._extra_config)
         return "".join(f"{k}={v}\n" for k, v in props.items())
+
+    def _more_properties(self) -> dict[str, str]:
+        """Properties a subclass adds or overrides (``extra_config`` still wins)."""
+        return {}
 
     def _write_config(self) -> None:
         self.data_dir.mkdir(parents=True, exist_ok=True)
@@ -388,31 +400,7 @@ class LocalKafka(StartedService):
         work = Path(tempfile.mkdtemp(prefix=f".formatted-{key}.", dir=CACHE_DIR))
         try:
             storage = work / "data"
-            config = work / "format.properties"
-            config.write_text(self._server_properties(log_dir=storage))
-            argv = [
-                java,
-                *self._jvm_flags(java, for_broker=False),
-                "-cp",
-                self.classpath,
-                "kafka.tools.StorageTool",
-                "format",
-                "--cluster-id",
-                _new_cluster_id(),
-                "--config",
-                str(config),
-            ]
-            with self.log_path.open("ab") as log:
-                log.write(b"\n=== formatting storage template\n")
-                log.flush()
-                result = subprocess.run(  # noqa: S603 - fixed argv
-                    argv, stdout=log, stderr=subprocess.STDOUT, timeout=120, check=False
-                )
-            if result.returncode != 0 or not (storage / "meta.properties").is_file():
-                raise ServiceStartError(
-                    f"kafka.tools.StorageTool format failed (exit {result.returncode}); "
-                    f"log {self.log_path}:\n{log_tail(self.log_path)}"
-                )
+            self._run_storage_format(java, storage, work / "format.properties", what="template")
             try:
                 # Atomic publish; loses harmlessly to a parallel run that got there first.
                 storage.rename(template)
@@ -422,6 +410,36 @@ class LocalKafka(StartedService):
         finally:
             shutil.rmtree(work, ignore_errors=True)
         return template
+
+    def _run_storage_format(
+        self, java: str, storage: Path, config: Path, *, what: str, extra_args: Sequence[str] = ()
+    ) -> None:
+        """Run ``kafka.tools.StorageTool format`` for this broker's config into ``storage``."""
+        config.write_text(self._server_properties(log_dir=storage))
+        argv = [
+            java,
+            *self._jvm_flags(java, for_broker=False),
+            "-cp",
+            self.classpath,
+            "kafka.tools.StorageTool",
+            "format",
+            "--cluster-id",
+            _new_cluster_id(),
+            "--config",
+            str(config),
+            *extra_args,
+        ]
+        with self.log_path.open("ab") as log:
+            log.write(f"\n=== formatting storage {what}\n".encode())
+            log.flush()
+            result = subprocess.run(  # noqa: S603 - fixed argv
+                argv, stdout=log, stderr=subprocess.STDOUT, timeout=120, check=False
+            )
+        if result.returncode != 0 or not (storage / "meta.properties").is_file():
+            raise ServiceStartError(
+                f"kafka.tools.StorageTool format failed (exit {result.returncode}); "
+                f"log {self.log_path}:\n{log_tail(self.log_path)}"
+            )
 
     # -- lifecycle
 
@@ -437,7 +455,7 @@ class LocalKafka(StartedService):
         attempts = 3 if first_start and picked else 1
         for attempt in range(attempts):
             if first_start or attempt > 0:
-                port, controller_port = free_ports(2)
+                port, controller_port, *self._extra_ports = free_ports(2 + self._EXTRA_PORTS)
                 self._port = self._want_port or port
                 self._controller_port = self._want_controller_port or controller_port
             self._write_config()

@@ -5,17 +5,25 @@ No replicas (the slots are split over three primaries), so killing a node makes 
 unavailable until it is started again; with ``appendonly=True`` it comes back with its data
 (its identity and slots are kept in ``nodes.conf`` in its data dir), and with an empty script
 cache, as after a failover.
+
+Optionally secured like ``LocalRedis``: ``tls=`` a ``worker.devenv.pki.Pki`` (clients, the
+cluster bus and replication all speak mutual TLS) and ``users=`` ACL users (the ``default`` user
+off; nodes authenticate to each other as the first user). ``redis-cli`` gets the password through
+``REDISCLI_AUTH``, never its argv.
 """
 
 from __future__ import annotations
 
+import os
 import shutil
 import subprocess
 import tempfile
 import time
+from collections.abc import Mapping
 from pathlib import Path
 
 from worker.devenv._proc import ServiceStartError, StartedService
+from worker.devenv.pki import Pki
 from worker.devenv.ports import LOOPBACK, free_ports
 from worker.devenv.redis_local import LocalRedis
 
@@ -33,6 +41,8 @@ class LocalRedisCluster(StartedService):
         *,
         appendonly: bool = False,
         start_timeout: float = 30.0,
+        tls: Pki | None = None,
+        users: Mapping[str, str] | None = None,
     ) -> None:
         self._owns_dir = data_dir is None
         self.data_dir = (
@@ -42,6 +52,8 @@ class LocalRedisCluster(StartedService):
         )
         self.appendonly = appendonly
         self._start_timeout = start_timeout
+        self.tls = tls
+        self._users = dict(users or {})
         self.nodes: list[LocalRedis] = []
         self.last_start_seconds: float | None = None
 
@@ -54,13 +66,15 @@ class LocalRedisCluster(StartedService):
     @property
     def url(self) -> str:
         """The first node's address: a cluster client reads the slot map from any node."""
-        return f"redis://{LOOPBACK}:{self.ports[0]}/0"
+        scheme = "rediss" if self.tls is not None else "redis"
+        return f"{scheme}://{LOOPBACK}:{self.ports[0]}/0"
 
     @property
     def running(self) -> bool:
         return bool(self.nodes) and all(node.running for node in self.nodes)
 
     def _node(self, port: int, bus_port: int, index: int) -> LocalRedis:
+        tls_args = ["--tls-cluster", "yes", "--tls-replication", "yes"] if self.tls else []
         return LocalRedis(
             self.data_dir / f"node-{index}",
             appendonly=self.appendonly,
@@ -71,8 +85,11 @@ class LocalRedisCluster(StartedService):
                 "--cluster-node-timeout", str(NODE_TIMEOUT_MS),
                 # The bus port defaults to port + 10000, which may not exist for a high port.
                 "--cluster-port", str(bus_port),
+                *tls_args,
             ],
             start_timeout=self._start_timeout,
+            tls=self.tls,
+            users=self._users or None,
         )  # fmt: skip
 
     def start(self) -> None:
@@ -114,9 +131,30 @@ class LocalRedisCluster(StartedService):
             )
         return found
 
+    def _cli_argv(self) -> list[str]:
+        """redis-cli and its TLS and user options (the password goes in ``_cli_env()``)."""
+        argv = [self._cli()]
+        if self.tls is not None:
+            argv += [
+                "--tls",
+                "--cacert", str(self.tls.ca_file),
+                "--cert", str(self.tls.client_cert_file),
+                "--key", str(self.tls.client_key_file),
+            ]  # fmt: skip
+        if self._users:
+            argv += ["--user", next(iter(self._users))]
+        return argv
+
+    def _cli_env(self) -> dict[str, str] | None:
+        if not self._users:
+            return None
+        env = dict(os.environ)
+        env["REDISCLI_AUTH"] = next(iter(self._users.values()))
+        return env
+
     def _create(self) -> None:
         argv = [
-            self._cli(),
+            *self._cli_argv(),
             "--cluster", "create",
             *(f"{LOOPBACK}:{port}" for port in self.ports),
             "--cluster-replicas", "0",
@@ -128,6 +166,7 @@ class LocalRedisCluster(StartedService):
             text=True,
             timeout=self._start_timeout,
             check=False,
+            env=self._cli_env(),
         )
         if result.returncode != 0:
             raise ServiceStartError(
@@ -138,11 +177,12 @@ class LocalRedisCluster(StartedService):
     def cluster_info(self, index: int = 0) -> dict[str, str]:
         """``CLUSTER INFO`` of one node, as a dict."""
         result = subprocess.run(  # noqa: S603 - fixed argv, no shell
-            [self._cli(), "-h", LOOPBACK, "-p", str(self.ports[index]), "cluster", "info"],
+            [*self._cli_argv(), "-h", LOOPBACK, "-p", str(self.ports[index]), "cluster", "info"],
             capture_output=True,
             text=True,
             timeout=5,
             check=False,
+            env=self._cli_env(),
         )
         pairs = (line.strip().split(":", 1) for line in result.stdout.splitlines())
         return {p[0]: p[1] for p in pairs if len(p) == 2}

@@ -1,33 +1,77 @@
-"""A real Redis server as a local process: ``redis-server`` from PATH, no config file."""
+"""A real Redis server as a local process: ``redis-server`` from PATH.
+
+Plain by default (no config file). Optionally with TLS (``tls=`` a ``worker.devenv.pki.Pki``:
+TLS only, clients must present a certificate from its CA) and ACL users (``users=``: each may do
+anything, the ``default`` user is off). Passwords never go on a command line: the users are
+written, as SHA-256 hashes, to a private config file in the data dir.
+"""
 
 from __future__ import annotations
 
+import hashlib
 import os
 import shutil
 import socket
+import ssl
 import tempfile
 import time
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from pathlib import Path
 
 from worker.devenv._proc import ManagedProcess, ServiceStartError, StartedService, wait_until_ready
+from worker.devenv.pki import Pki, client_ssl_context
 from worker.devenv.ports import LOOPBACK, free_port
 
 
-def redis_ready(host: str, port: int, timeout: float = 1.0) -> bool:
-    """Whether Redis answers PING with PONG (not -LOADING while it replays the AOF)."""
+def _command(*parts: str) -> bytes:
+    encoded = [part.encode() for part in parts]
+    return f"*{len(encoded)}\r\n".encode() + b"".join(
+        b"$%d\r\n%s\r\n" % (len(part), part) for part in encoded
+    )
+
+
+def redis_ready(
+    host: str,
+    port: int,
+    timeout: float = 1.0,
+    *,
+    ssl_context: ssl.SSLContext | None = None,
+    username: str | None = None,
+    password: str | None = None,
+) -> bool:
+    """Whether Redis answers PING with PONG (not -LOADING while it replays the AOF).
+
+    With ``ssl_context`` it speaks TLS (to ``host`` as the server name); with ``password`` it
+    authenticates first (as ``username``, or the default user).
+    """
+    commands = [["PING"]]
+    if password is not None:
+        commands.insert(0, ["AUTH", *([username] if username else []), password])
+    request = b"".join(_command(*command) for command in commands)
+    replies = len(commands)
     try:
-        with socket.create_connection((host, port), timeout=timeout) as sock:
-            sock.sendall(b"*1\r\n$4\r\nPING\r\n")
-            reply = b""
-            while not reply.endswith(b"\r\n"):
-                chunk = sock.recv(256)
-                if not chunk:
-                    return False
-                reply += chunk
-    except OSError:
+        with socket.create_connection((host, port), timeout=timeout) as raw:
+            sock = (
+                raw if ssl_context is None else ssl_context.wrap_socket(raw, server_hostname=host)
+            )
+            with sock:
+                sock.sendall(request)
+                reply = b""
+                while reply.count(b"\r\n") < replies:
+                    chunk = sock.recv(256)
+                    if not chunk:
+                        return False
+                    reply += chunk
+    except OSError:  # ssl.SSLError included
         return False
-    return reply.startswith(b"+PONG")
+    # The AUTH reply (+OK) comes first; an error to it (-WRONGPASS) fails the check too.
+    return reply.split(b"\r\n")[replies - 1].startswith(b"+PONG") and (
+        replies == 1 or reply.startswith(b"+OK")
+    )
+
+
+def _acl_password_hash(password: str) -> str:
+    return hashlib.sha256(password.encode()).hexdigest()
 
 
 class LocalRedis(StartedService):
@@ -49,7 +93,14 @@ class LocalRedis(StartedService):
         executable: str | None = None,
         start_timeout: float = 30.0,
         stop_timeout: float = 10.0,
+        tls: Pki | None = None,
+        users: Mapping[str, str] | None = None,
     ) -> None:
+        if users is not None:
+            for name, password in users.items():
+                # Names and passwords become words of a config line.
+                if not name or not password or any(c.isspace() for c in name + password):
+                    raise ValueError(f"user {name!r}: empty or blank name or password")
         self._owns_dir = data_dir is None
         self.data_dir = (
             Path(tempfile.mkdtemp(prefix="local-redis-")) if data_dir is None else Path(data_dir)
@@ -64,16 +115,22 @@ class LocalRedis(StartedService):
         self._stop_timeout = stop_timeout
         self._proc: ManagedProcess | None = None
         self.last_start_seconds: float | None = None
+        self.tls = tls
+        self._users: dict[str, str] = dict(users or {})
+        self._ssl_context: ssl.SSLContext | None = None
 
     @property
     def port(self) -> int:
+        """The port clients connect to: the TLS port when ``tls`` is set."""
         if self._port is None:
             raise RuntimeError("LocalRedis has not been started")
         return self._port
 
     @property
     def url(self) -> str:
-        return f"redis://{LOOPBACK}:{self.port}/0"
+        """Without credentials, ever: clients pass the user and password separately."""
+        scheme = "rediss" if self.tls is not None else "redis"
+        return f"{scheme}://{LOOPBACK}:{self.port}/0"
 
     @property
     def pid(self) -> int | None:
@@ -97,10 +154,45 @@ class LocalRedis(StartedService):
             )
         return found
 
+    @property
+    def _secrets_config_path(self) -> Path:
+        return self.data_dir / "users.conf"
+
+    def _write_secrets_config(self) -> None:
+        """The ACL users (passwords as SHA-256 hashes) and, for replication and the cluster
+        bus between nodes, the first user's credentials, in a file only the owner reads."""
+        lines = [
+            f"user {name} on #{_acl_password_hash(pw)} ~* &* +@all"
+            for name, pw in self._users.items()
+        ]
+        lines.append("user default off")
+        first_name, first_password = next(iter(self._users.items()))
+        lines += [f"masteruser {first_name}", f"masterauth {first_password}"]
+        path = self._secrets_config_path
+        path.unlink(missing_ok=True)
+        fd = os.open(path, os.O_WRONLY | os.O_CREAT | os.O_EXCL, 0o600)
+        with os.fdopen(fd, "w") as f:
+            f.write("".join(f"{line}\n" for line in lines))
+
+    def _tls_args(self) -> list[str]:
+        if self.tls is None:
+            return ["--port", str(self.port)]
+        return [
+            "--port", "0",
+            "--tls-port", str(self.port),
+            "--tls-cert-file", str(self.tls.server_cert_file),
+            "--tls-key-file", str(self.tls.server_key_file),
+            "--tls-ca-cert-file", str(self.tls.ca_file),
+            "--tls-auth-clients", "yes",
+        ]  # fmt: skip
+
     def _argv(self, server: str) -> list[str]:
+        # The config file, when there is one, must be the first argument.
+        config = [str(self._secrets_config_path)] if self._users else []
         return [
             server,
-            "--port", str(self.port),
+            *config,
+            *self._tls_args(),
             "--bind", LOOPBACK,
             "--dir", str(self.data_dir),
             "--save", "",
@@ -119,6 +211,8 @@ class LocalRedis(StartedService):
         began = time.monotonic()
         server = self._find_server()
         self.data_dir.mkdir(parents=True, exist_ok=True)
+        if self._users:
+            self._write_secrets_config()
         first_start = self._port is None
         attempts = 3 if first_start and self._want_port is None else 1
         for attempt in range(attempts):
@@ -129,7 +223,7 @@ class LocalRedis(StartedService):
             try:
                 wait_until_ready(
                     self._proc,
-                    lambda: redis_ready(LOOPBACK, self.port),
+                    self._ready,
                     timeout=self._start_timeout,
                     what=f"redis-server on {LOOPBACK}:{self.port}",
                     interval=0.01,
@@ -141,6 +235,23 @@ class LocalRedis(StartedService):
                 raise
             self.last_start_seconds = time.monotonic() - began
             return
+
+    def _ready(self) -> bool:
+        username, password = next(iter(self._users.items()), (None, None))
+        return redis_ready(
+            LOOPBACK,
+            self.port,
+            ssl_context=self._probe_context(),
+            username=username,
+            password=password,
+        )
+
+    def _probe_context(self) -> ssl.SSLContext | None:
+        if self.tls is None:
+            return None
+        if self._ssl_context is None:
+            self._ssl_context = client_ssl_context(self.tls)
+        return self._ssl_context
 
     def stop(self) -> None:
         """Graceful shutdown (SIGTERM: Redis flushes the AOF). Keeps the data dir."""
