@@ -7,17 +7,21 @@ VENV := .venv
 BIN := $(VENV)/bin
 STAMP := $(VENV)/.installed
 
-.PHONY: install system-deps kafka dev test test-fast bench lint format typecheck schemas lock clean
+.PHONY: install system-deps kafka dev test test-fast bench lint format typecheck schemas lock clean image
 
 install: system-deps $(STAMP) kafka
 
-# Root on Debian: apt-get works as is. Only what is missing is installed.
+# Root on Debian: apt-get works as is. Only what is missing is installed. buildah and mmdebstrap
+# build the image without a Docker engine or a registry (`make image`, tests/image).
 system-deps:
 	@missing=""; \
 	command -v redis-server >/dev/null || missing="$$missing redis-server"; \
 	command -v java >/dev/null || missing="$$missing openjdk-17-jre-headless"; \
 	command -v mvn >/dev/null || missing="$$missing maven"; \
 	command -v kcat >/dev/null || missing="$$missing kcat"; \
+	command -v buildah >/dev/null || missing="$$missing buildah"; \
+	command -v crun >/dev/null || missing="$$missing crun"; \
+	command -v mmdebstrap >/dev/null || missing="$$missing mmdebstrap"; \
 	if [ -n "$$missing" ]; then \
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
@@ -43,10 +47,10 @@ lock:
 
 # Resolves the broker's jars with mvn (cached in ~/.m2 and .cache/kafka) and warms the JVM.
 kafka: $(STAMP)
-	$(BIN)/python -m worker.devenv resolve --warm
+	$(BIN)/python -m devenv resolve --warm
 
 dev: install
-	$(BIN)/session-worker dev
+	$(BIN)/python -m devenv demo
 
 test: install lint typecheck
 	$(BIN)/python -m contracts.schema check
@@ -56,7 +60,15 @@ test: install lint typecheck
 # Ceiling, floor and the worker on the same broker and Redis; writes bench/results/<date>.md.
 # BENCH_ARGS=--quick for a ~2 minute run.
 bench: install
-	$(BIN)/python -m worker.bench $(BENCH_ARGS)
+	$(BIN)/python -m bench $(BENCH_ARGS)
+
+# session-worker:<version in pyproject.toml>: docker build where an engine answers, otherwise
+# buildah; on the official Python image when it can be pulled, otherwise on one made here from
+# Debian's packages (cached in .cache/images). BASE_IMAGE=debian forces that one, any other value
+# is used as the base. See deploy/image/build.py.
+BASE_IMAGE ?=
+image: system-deps
+	$(PYTHON) -m deploy.image.build --base '$(BASE_IMAGE)'
 
 test-fast: $(STAMP)
 	$(BIN)/python -m pytest -m "not slow and not chaos"

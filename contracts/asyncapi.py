@@ -16,9 +16,7 @@ Topic names, header names and topic settings are the worker's defaults, repeated
 equal.
 """
 
-import argparse
 import json
-import sys
 from collections.abc import Sequence
 from pathlib import Path
 from typing import Any, get_args
@@ -28,40 +26,28 @@ import msgspec
 from contracts.commands import Command
 from contracts.events import CommandRejected, Event, RejectionCode
 from contracts.fields import ID_PATTERN
+from contracts.generated import write_or_check
+from contracts.wire import (
+    COMMANDS_TOPIC,
+    CONTENT_TYPE_JSON,
+    CONTRACT_VERSION,
+    DEAD_LETTER_TOPIC,
+    EVENTS_TOPIC,
+    HEADER_COMMAND_TYPE,
+    HEADER_CONTENT_TYPE,
+    HEADER_ERROR_CODE,
+    HEADER_ERROR_MESSAGE,
+    HEADER_ERROR_PATH,
+    HEADER_EVENT_ID,
+    HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
+    MAX_MESSAGE_BYTES,
+    RETENTION_MS,
+)
 
 ASYNCAPI_VERSION = "3.0.0"
-# The wire contract's own version: MAJOR.MINOR.PATCH, bumped by the rule in docs/clients.md.
-CONTRACT_VERSION = "0.1.0"
 DOCUMENT_PATH = Path(__file__).parent / "asyncapi.json"  # a path only; nothing is read at import
-
-COMMANDS_TOPIC = "sessions.commands"
-EVENTS_TOPIC = "sessions.events"
-DEAD_LETTER_TOPIC = "sessions.commands.dlq"
-
-CONTENT_TYPE_JSON = "application/json"
-# Headers the client kit (worker.client) sets on a command. Informative only: the worker reads
-# the type from the value and never looks at them; they let routers and tools skip the body.
-HEADER_CONTENT_TYPE = "content-type"
-HEADER_COMMAND_TYPE = "command-type"
-
-# Dead-letter headers (worker.constants.HEADER_*), Kafka Connect's dotted style.
-HEADER_ERROR_CODE = "error.code"
-HEADER_ERROR_MESSAGE = "error.message"
-HEADER_ERROR_PATH = "error.path"
-HEADER_EVENT_ID = "error.event_id"
-HEADER_SOURCE_TOPIC = "source.topic"
-HEADER_SOURCE_PARTITION = "source.partition"
-HEADER_SOURCE_OFFSET = "source.offset"
-
-DAY_MS = 24 * 3600 * 1000
-# The topic settings `session-worker topics` creates (worker/topics.py), for consumers planning
-# how long they may stay away: commands and events 7 days, dead letters 30 days.
-RETENTION_MS = {
-    COMMANDS_TOPIC: 7 * DAY_MS,
-    EVENTS_TOPIC: 7 * DAY_MS,
-    DEAD_LETTER_TOPIC: 30 * DAY_MS,
-}
-MAX_MESSAGE_BYTES = 2 * 1_048_576  # twice the worker's default record limit (1 MiB)
 
 KAFKA_BINDING_VERSION = "0.5.0"
 _SCHEMAS = "#/components/schemas/"
@@ -327,28 +313,16 @@ def is_stale(path: Path = DOCUMENT_PATH) -> bool:
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m contracts.asyncapi",
-        description="Write or check the AsyncAPI document generated from the contract Structs.",
+    return write_or_check(
+        argv,
+        module="contracts.asyncapi",
+        what="the AsyncAPI document",
+        option="path",
+        default=DOCUMENT_PATH,
+        write=lambda path: [write(path)],
+        stale=lambda path: [path] if is_stale(path) else [],
+        up_to_date="asyncapi.json is up to date",
     )
-    parser.add_argument("action", choices=("write", "check"))
-    parser.add_argument(
-        "--path", type=Path, default=DOCUMENT_PATH, help="document path (default: %(default)s)"
-    )
-    args = parser.parse_args(argv)
-    path: Path = args.path
-    if args.action == "write":
-        print(f"wrote {write(path)}")
-        return 0
-    if is_stale(path):
-        problem = "is out of date with the contract Structs" if path.exists() else "is missing"
-        print(
-            f"{path} {problem}; run `python -m contracts.asyncapi write` and commit the result",
-            file=sys.stderr,
-        )
-        return 1
-    print("asyncapi.json is up to date")
-    return 0
 
 
 if __name__ == "__main__":

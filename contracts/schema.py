@@ -6,9 +6,7 @@ them, ``python -m contracts.schema check`` fails when they are stale. Importing 
 no I/O: files are read and written only by the CLI functions.
 """
 
-import argparse
 import json
-import sys
 from collections.abc import Sequence
 from dataclasses import dataclass
 from pathlib import Path
@@ -18,6 +16,7 @@ import msgspec
 
 from contracts.commands import Command
 from contracts.events import Event
+from contracts.generated import write_or_check
 
 DIALECT = "https://json-schema.org/draft/2020-12/schema"
 SCHEMA_DIR = Path(__file__).parent / "schemas"  # a path only; nothing is read at import
@@ -93,41 +92,17 @@ def stale(directory: Path = SCHEMA_DIR) -> list[Path]:
     return out_of_date
 
 
-def _shown(path: Path) -> str:
-    """The path relative to the working directory when it lies below it, else as given."""
-    try:
-        return str(path.resolve().relative_to(Path.cwd().resolve()))
-    except ValueError:
-        return str(path)
-
-
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = argparse.ArgumentParser(
-        prog="python -m contracts.schema",
-        description="Write or check the JSON Schema files generated from the contract Structs.",
+    return write_or_check(
+        argv,
+        module="contracts.schema",
+        what="the JSON Schema files",
+        option="dir",
+        default=SCHEMA_DIR,
+        write=write,
+        stale=stale,
+        up_to_date=f"schema files are up to date ({len(DOCUMENTS)} checked)",
     )
-    parser.add_argument("action", choices=("write", "check"))
-    parser.add_argument(
-        "--dir", type=Path, default=SCHEMA_DIR, help="schema directory (default: %(default)s)"
-    )
-    args = parser.parse_args(argv)
-    directory: Path = args.dir
-    if args.action == "write":
-        for path in write(directory):
-            print(f"wrote {_shown(path)}")
-        return 0
-    out_of_date = stale(directory)
-    for path in out_of_date:
-        problem = "is out of date with the contract Structs" if path.exists() else "is missing"
-        print(
-            f"{_shown(path)} {problem}; "
-            "run `python -m contracts.schema write` and commit the result",
-            file=sys.stderr,
-        )
-    if out_of_date:
-        return 1
-    print(f"schema files are up to date ({len(DOCUMENTS)} checked)")
-    return 0
 
 
 if __name__ == "__main__":

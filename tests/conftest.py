@@ -1,5 +1,5 @@
 """Real Kafka and Redis, started once per test session; fresh topics and a clean database per
-test. No mocks: see worker.devenv.services for how the services are found or started."""
+test. No mocks: see devenv.services for how the services are found or started."""
 
 from collections.abc import AsyncIterator, Iterator
 

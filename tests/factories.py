@@ -3,6 +3,8 @@
 import uuid
 from typing import Any
 
+from devenv.sample import full_payload
+
 # Markers to search for in every output, not secrets.
 CANARY_AUTH_TOKEN = "canary-auth-token-7f3a9c"
 CANARY_API_SECRET = "canary-api-secret-1b2e8d"
@@ -14,35 +16,12 @@ def new_id(prefix: str) -> str:
 
 
 def create_payload(**changes: Any) -> dict[str, Any]:
-    payload: dict[str, Any] = {
-        "name": "Support chat",
-        "expirationSeconds": 3600,
-        "assistantId": "asst-1",
-        "assistant": {"name": "ignored because assistantId is given"},
-        "squad": {"members": [{"assistantId": "asst-2"}], "x-unknown": {"kept": [1, 2.5, None]}},
-        "assistantOverrides": {"variableValues": {"plan": "gold"}, "futureKey": {"a": []}},
-        "messages": [
-            {"role": "system", "message": "Be brief.", "time": 1, "secondsFromStart": 0},
-            {
-                "role": "user",
-                "message": "Where is my order?",
-                "time": 2,
-                "endTime": 3.5,
-                "secondsFromStart": 1,
-            },
-            {"role": "assistant", "content": "Checking.", "tool_calls": []},
-            {"role": "tool", "content": "shipped", "tool_call_id": "call-1"},
-            {"role": "developer", "content": "Stay on topic."},
-        ],
-        "customer": {"number": "+14155550100", "name": "Ada", "email": "ada@example.com"},
-        "phoneNumber": {
-            "twilioAccountSid": "AC123",
-            "twilioPhoneNumber": "+14155550199",
-            "twilioAuthToken": CANARY_AUTH_TOKEN,
-            "twilioApiSecret": CANARY_API_SECRET,
-            "server": {"url": "https://example.com/hook", "secret": CANARY_SERVER_SECRET},
-        },
-    }
+    payload = full_payload(
+        expiration_s=3600,
+        auth_token=CANARY_AUTH_TOKEN,
+        api_secret=CANARY_API_SECRET,
+        server_secret=CANARY_SERVER_SECRET,
+    )
     payload.update(changes)
     return payload
 

@@ -16,12 +16,12 @@ from typing import Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
+from devenv.services import Services, open_services
 from worker.app import Worker
-from worker.devenv.services import Services, open_services
-from worker.kafka_connection import KafkaConnection, kafka_client_params
+from worker.kafka_connection import KafkaConnection, kafka_client_params, partitions_of
+from worker.ops.topics import ensure_topics
 from worker.settings import Settings
 from worker.snapshot_codec import unpack_snapshot
-from worker.topics import ensure_topics, partitions_of
 
 __all__ = [
     "CommandRecord",
@@ -294,3 +294,13 @@ async def fetch_uncommitted(settings: Settings, count: int) -> list[ConsumerReco
     finally:
         await consumer.stop()
     return records
+
+
+async def run_commands(harness: WorkerHarness, *commands: dict[str, Any]) -> list[dict[str, Any]]:
+    """Sends the commands, processes them, returns the events they caused, in order."""
+    before = len(harness.events.records)
+    for command in commands:
+        await harness.send(command)
+    await harness.run_until_idle()
+    records = await harness.events.settle(0.5)
+    return [r.json() for r in records[before:]]

@@ -19,13 +19,13 @@ from worker.clock import now_ms
 from worker.consumer import CommandLoop, DrainOnRevoke
 from worker.errors import LivenessError
 from worker.expiry import ExpirySweeper, buckets_of_partitions
-from worker.http import HttpServer, health_state, http_server
 from worker.keys import KeySpace
 from worker.metrics import Metrics
+from worker.probes import HttpServer, health_state, http_server
 from worker.processor import BatchProcessor, Limits
-from worker.publisher import EventPublisher
 from worker.redis_client import REDIS_TIMEOUT_S, RedisClient, connect_redis
 from worker.sampling import run_samplers
+from worker.sending import EventPublisher
 from worker.settings import Settings
 from worker.store import SessionStore
 

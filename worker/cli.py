@@ -26,7 +26,7 @@ from worker.logs import configure_logging
 from worker.settings import ENV, SECRET_FIELDS, Settings
 
 if TYPE_CHECKING:
-    from worker.dlq import DeadLetter
+    from worker.ops.dlq import DeadLetter
 
 DEFAULT_PARTITIONS = 12  # room to scale to 12 replicas; partitions can be added, never removed
 
@@ -70,7 +70,7 @@ def _positive(text: str) -> int:
 
 
 def _position(text: str) -> tuple[int, int]:
-    from worker.dlq import parse_position
+    from worker.ops.dlq import parse_position
 
     try:
         return parse_position(text)
@@ -84,9 +84,6 @@ def build_parser() -> argparse.ArgumentParser:
         description="Keeps Vapi sessions in Redis and emits their lifecycle events to Kafka.",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
-    sub.add_parser(
-        "bench", help="benchmark against a ceiling and a floor (`bench --help` for its flags)"
-    )
 
     def command(name: str, summary: str, description: str | None = None) -> argparse.ArgumentParser:
         return sub.add_parser(name, help=summary, description=description or summary)
@@ -98,13 +95,6 @@ def build_parser() -> argparse.ArgumentParser:
         "and /readyz on SW_HTTP_HOST:SW_HTTP_PORT.",
     )
     _add_settings_flags(run)
-
-    dev = command(
-        "dev", "start local Kafka and Redis, run the worker on demo commands, print events"
-    )
-    dev.add_argument(
-        "--stay", action="store_true", help="keep the worker and services running after the demo"
-    )
 
     topics = command(
         "topics",
@@ -207,21 +197,14 @@ def _add_dlq_list_flags(parser: argparse.ArgumentParser) -> None:
 def main(argv: Sequence[str] | None = None) -> int:
     if argv is None:
         argv = sys.argv[1:]
-    if argv and argv[0] == "bench":
-        # The benchmark has its own flags (sizes, --quick, --profile): passed through as they are.
-        from worker.bench import main as bench
-
-        return bench(list(argv[1:]))
     args = build_parser().parse_args(argv)
     try:
-        settings = _settings(args) if args.command != "dev" else Settings.from_env()
+        settings = _settings(args)
     except SettingsError as exc:
         print(f"session-worker: {exc}", file=sys.stderr)
         return 2
     configure_logging(settings.log_level, settings.log_format)
     try:
-        if args.command == "dev":
-            return _dev(settings, stay=args.stay)
         if args.command == "publish":
             return _publish(settings, args.file)
         if args.command == "run":
@@ -251,22 +234,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         return 1
 
 
-def _dev(settings: Settings, *, stay: bool) -> int:
-    """Starts (or uses) Kafka and Redis, then runs the demo against them."""
-    from worker.demo import run_demo
-    from worker.devenv.services import open_services
-
-    with open_services() as services:
-        print(f"Kafka {services.bootstrap_servers}, Redis {services.redis_url} ({services.source})")
-        local = settings.replace(
-            kafka_bootstrap_servers=services.bootstrap_servers, redis_url=services.redis_url
-        )
-        return asyncio.run(run_demo(local, stay=stay))
-
-
 def _publish(settings: Settings, path: str) -> int:
-    from worker.progress import progress
-    from worker.publish import publish_lines
+    from worker.ops.progress import progress
+    from worker.ops.publish import publish_lines
 
     with contextlib.ExitStack() as stack:
         stream: IO[bytes]
@@ -310,7 +280,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         case "topics":
             return await _topics(args, settings)
         case "tail":
-            from worker.tail import tail_events
+            from worker.ops.tail import tail_events
 
             await tail_events(
                 settings,
@@ -324,7 +294,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
             )
             return 0
         case "get":
-            from worker.inspect import describe_session
+            from worker.ops.get import describe_session
 
             report = await describe_session(settings, args.session_id)
             print(report.text, file=sys.stdout if report.found else sys.stderr)
@@ -339,8 +309,7 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _topics(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.topic_check import check_topics
-    from worker.topics import ensure_topics
+    from worker.ops.topics import check_topics, ensure_topics
 
     shape = {"partitions": args.partitions, "replication_factor": args.replication_factor}
     states = {} if args.check else await ensure_topics(settings, **shape)
@@ -358,7 +327,7 @@ async def _topics(args: argparse.Namespace, settings: Settings) -> int:
 async def _dlq_list(settings: Settings, *, as_json: bool) -> int:
     import json
 
-    from worker.dlq import read_dead_letters
+    from worker.ops.dlq import read_dead_letters
 
     count = 0
     async for letter in read_dead_letters(settings):
@@ -369,8 +338,8 @@ async def _dlq_list(settings: Settings, *, as_json: bool) -> int:
 
 
 async def _dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.dlq import count_dead_letters, replay
-    from worker.progress import progress
+    from worker.ops.dlq import count_dead_letters, replay
+    from worker.ops.progress import progress
 
     chosen = None if args.all else list(args.offsets)
     total = await count_dead_letters(settings) if chosen is None else len(set(chosen))
@@ -398,7 +367,7 @@ async def _dlq_replay(args: argparse.Namespace, settings: Settings) -> int:
 
 
 async def _check(args: argparse.Namespace, settings: Settings) -> int:
-    from worker.checks import check_deep, check_http, probe_host
+    from worker.ops.check import check_deep, check_http, probe_host
 
     if args.deep:
         results = await check_deep(settings, args.timeout_s)

@@ -1,13 +1,8 @@
 """Every default and fixed value of the worker, each with the reason for it."""
 
-COMMANDS_TOPIC = "sessions.commands"  # contract default
-EVENTS_TOPIC = "sessions.events"  # contract default
-DEAD_LETTER_TOPIC = "sessions.commands.dlq"  # contract default
+# Topic names, record headers, retention and the record size limit are the contract's:
+# contracts/wire.py.
 GROUP_ID = "session-worker"
-
-MAX_RECORD_BYTES = (
-    1_048_576  # 1 MiB: Kafka's default max.message.bytes, so a record that big is odd
-)
 # Enough to amortise a batch's own requests and round trips (~1.6 ms of CPU each): 1,000 gave
 # +3% commands/s on average over 500 in interleaved drains (within noise), 2,000 no more than
 # 1,000. Small enough to finish within a rebalance (~70 ms of work).
@@ -74,12 +69,3 @@ TOMBSTONE_TTL_MS = 24 * 3600 * 1000
 OUTBOX_TTL_MS = 7 * 24 * 3600 * 1000
 
 SECRET_MARK = "[redacted]"  # noqa: S105 - a placeholder, not a password; what a credential is replaced with in snapshots, events and logs
-
-# Dead-letter record headers (names follow Kafka Connect's dotted style).
-HEADER_ERROR_CODE = "error.code"
-HEADER_ERROR_MESSAGE = "error.message"
-HEADER_ERROR_PATH = "error.path"
-HEADER_EVENT_ID = "error.event_id"
-HEADER_SOURCE_TOPIC = "source.topic"
-HEADER_SOURCE_PARTITION = "source.partition"
-HEADER_SOURCE_OFFSET = "source.offset"

@@ -29,10 +29,11 @@ from aiokafka.errors import CommitFailedError, IllegalStateError, KafkaError
 from worker import faults
 from worker.clock import now_ms
 from worker.errors import WorkerError
-from worker.http import HealthState
 from worker.metrics import Metrics
-from worker.processor import BatchProcessor, Outcome
-from worker.publisher import EventPublisher
+from worker.outcome import Outcome
+from worker.probes import HealthState
+from worker.processor import BatchProcessor
+from worker.sending import EventPublisher
 from worker.store import SessionStore
 
 log = structlog.get_logger("worker.consumer")

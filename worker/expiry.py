@@ -23,7 +23,7 @@ from worker.errors import WorkerError
 from worker.eventing import expired_event
 from worker.metrics import Metrics
 from worker.partitioning import partition_of
-from worker.publisher import append_to_batches, send_batches
+from worker.sending import append_to_batches, send_batches
 from worker.store import ExpiredSession, SessionStore
 
 log = structlog.get_logger("worker.expiry")

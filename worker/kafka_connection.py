@@ -14,6 +14,7 @@ from functools import lru_cache
 from typing import Any, Final
 
 from aiokafka.abc import AbstractTokenProvider
+from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
 from worker.errors import SettingsError
@@ -213,3 +214,16 @@ def _reason(exc: BaseException) -> str:
     if isinstance(exc, OSError) and exc.strerror:
         return exc.strerror
     return str(exc) or type(exc).__name__
+
+
+async def partitions_of(connection: KafkaConnection, topic: str) -> list[int]:
+    """The partition ids of an existing topic (readers assign all of them)."""
+    admin = AIOKafkaAdminClient(**kafka_client_params(connection))
+    await admin.start()
+    try:
+        (described,) = await admin.describe_topics([topic])
+        if described.get("error_code", 0) != 0:
+            raise LookupError(f"topic {topic!r} does not exist")
+        return sorted(p["partition"] for p in described["partitions"])
+    finally:
+        await admin.close()

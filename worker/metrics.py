@@ -1,4 +1,4 @@
-"""Prometheus metrics of one worker, served at `/metrics` (worker/http.py).
+"""Prometheus metrics of one worker, served at `/metrics` (worker/probes.py).
 
 Every metric, its labels and what it means:
 

@@ -13,7 +13,6 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
-from typing import Literal, Protocol
 
 import msgspec
 
@@ -30,6 +29,7 @@ from worker.eventing import (
     rejection_event_id,
     session_event,
 )
+from worker.outcome import Outcome, Record, Result
 from worker.snapshot_codec import pack_snapshot, unpack_snapshot
 from worker.store import (
     Applied,
@@ -60,41 +60,7 @@ MAX_ATTEMPTS = 5
 # plans the next, instead of the two taking turns over the whole batch.
 APPLY_CHUNK_SESSIONS = 32
 
-Result = Literal["applied", "rejected", "duplicate", "replayed"]
-
 _rejection_decoder = msgspec.json.Decoder(CommandRejected)
-
-
-class Record(Protocol):
-    """What the processor reads of a Kafka record (aiokafka's ConsumerRecord fits)."""
-
-    @property
-    def topic(self) -> str: ...
-    @property
-    def partition(self) -> int: ...
-    @property
-    def offset(self) -> int: ...
-    @property
-    def key(self) -> bytes | None: ...
-    @property
-    def value(self) -> bytes | None: ...
-    @property
-    def timestamp(self) -> int: ...
-
-
-class Outcome(msgspec.Struct, frozen=True, gc=False):
-    record: Record
-    result: Result
-    events: tuple[bytes, ...]  # to the events topic, in order; none for a duplicate
-    event_key: bytes | None
-    event_type: str | None
-    event_id: str | None
-    rejection: Rejection | None  # set: the record also goes to the dead-letter topic
-    command_id: str | None = None
-    org_id: str | None = None
-    session_id: str | None = None
-    outbox: tuple[str, str] | None = None  # (session id, field) to clean once committed
-    command_type: str | None = None  # None when the record could not be decoded
 
 
 @dataclass(frozen=True, slots=True)
@@ -323,9 +289,19 @@ class BatchProcessor:
             rejection: Rejection | None = None,
         ) -> Outcome:
             return Outcome(
-                record, result, events, sid.encode(), event_type, event_id, rejection,
-                cid, org, sid, (sid, field) if events else None, _type_of(command),
-            )  # fmt: skip
+                record=record,
+                result=result,
+                events=events,
+                event_key=sid.encode(),
+                event_type=event_type,
+                event_id=event_id,
+                rejection=rejection,
+                command_id=cid,
+                org_id=org,
+                session_id=sid,
+                outbox=(sid, field) if events else None,
+                command_type=_type_of(command),
+            )
 
         match decision:
             case Put():
@@ -347,29 +323,50 @@ class BatchProcessor:
                     )
                     events = (expired, *events)
                 op = Op(
-                    "put", field, view.version, view.live, _joined(events), stored,
-                    decision.expires_ms, decision.version, org, decision.session.status,
-                    cid, decision.expires_ms + self._limits.expired_retention_ms, check,
-                )  # fmt: skip
+                    kind="put",
+                    outbox_field=field,
+                    expected_version=view.version,
+                    expected_live=view.live,
+                    event=_joined(events),
+                    stored=stored,
+                    expires_ms=decision.expires_ms,
+                    new_version=decision.version,
+                    org_id=org,
+                    status=decision.session.status,
+                    command_id=cid,
+                    record_expire_at_ms=decision.expires_ms + self._limits.expired_retention_ms,
+                    check_applied=check,
+                )
                 done = outcome("applied", events, decision.event_type, transition_id)
                 return op, done, snapshot, stored
             case Delete():
                 assert view.snapshot is not None  # noqa: S101 - only a live session is deleted
                 events = (transition(decision.event_type, decision.version, view.snapshot),)
                 op = Op(
-                    "delete", field, view.version, True, events[0],
-                    new_version=decision.version, command_id=cid,
-                    record_expire_at_ms=now + self._limits.tombstone_ttl_ms, check_applied=check,
-                )  # fmt: skip
+                    kind="delete",
+                    outbox_field=field,
+                    expected_version=view.version,
+                    expected_live=True,
+                    event=events[0],
+                    new_version=decision.version,
+                    command_id=cid,
+                    record_expire_at_ms=now + self._limits.tombstone_ttl_ms,
+                    check_applied=check,
+                )
                 done = outcome("applied", events, decision.event_type, transition_id)
                 return op, done, b"", b""
             case Unchanged():
                 assert view.snapshot is not None  # noqa: S101 - only a live session is unchanged
                 events = (transition(decision.event_type, view.version, view.snapshot),)
                 op = Op(
-                    "keep", field, view.version, True, events[0], command_id=cid,
+                    kind="keep",
+                    outbox_field=field,
+                    expected_version=view.version,
+                    expected_live=True,
+                    event=events[0],
+                    command_id=cid,
                     check_applied=check,
-                )  # fmt: skip
+                )
                 done = outcome("applied", events, decision.event_type, transition_id)
                 return op, done, b"", b""
             case Reject():
@@ -383,9 +380,14 @@ class BatchProcessor:
                     session_id=sid,
                 )
                 op = Op(
-                    "keep", field, view.version, view.live, event, command_id=cid,
+                    kind="keep",
+                    outbox_field=field,
+                    expected_version=view.version,
+                    expected_live=view.live,
+                    event=event,
+                    command_id=cid,
                     check_applied=check,
-                )  # fmt: skip
+                )
                 rejected = outcome(
                     "rejected", (event,), "command.rejected", rejection_id, decision.rejection
                 )
@@ -448,10 +450,19 @@ def _replayed(record: Record, command: Command, recorded: bytes) -> Outcome:
         rejection = Rejection(error.code, error.message, error.path or None)
     sid = command.session_id
     return Outcome(
-        record, "replayed", events, sid.encode(), head.type, head.event_id, rejection,
-        command.command_id, command.org_id, sid,
-        (sid, outbox_field(record.partition, record.offset)), _type_of(command),
-    )  # fmt: skip
+        record=record,
+        result="replayed",
+        events=events,
+        event_key=sid.encode(),
+        event_type=head.type,
+        event_id=head.event_id,
+        rejection=rejection,
+        command_id=command.command_id,
+        org_id=command.org_id,
+        session_id=sid,
+        outbox=(sid, outbox_field(record.partition, record.offset)),
+        command_type=_type_of(command),
+    )
 
 
 def _type_of(command: Command) -> str:
@@ -480,14 +491,14 @@ def _undecodable(record: Record, decoded: Undecodable) -> Outcome:
     )
     key = ids.session_id.encode() if ids.session_id else record.key
     return Outcome(
-        record,
-        "rejected",
-        (event,),
-        key,
-        "command.rejected",
-        event_id,
-        decoded.rejection,
-        ids.command_id,
-        ids.org_id,
-        ids.session_id,
+        record=record,
+        result="rejected",
+        events=(event,),
+        event_key=key,
+        event_type="command.rejected",
+        event_id=event_id,
+        rejection=decoded.rejection,
+        command_id=ids.command_id,
+        org_id=ids.org_id,
+        session_id=ids.session_id,
     )

@@ -17,9 +17,9 @@ from aiokafka.errors import IllegalStateError
 
 from worker.clock import now_ms
 from worker.constants import BUCKETS, HEALTH_PROBE_INTERVAL_S
-from worker.http import HealthState, probe_redis
 from worker.keys import KeySpace
 from worker.metrics import Metrics
+from worker.probes import HealthState, probe_redis
 from worker.redis_client import RedisClient
 
 log = structlog.get_logger("worker.sampling")

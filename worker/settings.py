@@ -18,6 +18,7 @@ from dataclasses import dataclass, fields
 from typing import Any
 from urllib.parse import urlparse
 
+from contracts import wire
 from worker import constants
 from worker.errors import SettingsError
 from worker.kafka_connection import KafkaConnection, kafka_client_params
@@ -43,11 +44,11 @@ class Settings:
     redis_ssl_certfile: str | None = None
     redis_ssl_keyfile: str | None = None
     redis_cluster: bool = constants.REDIS_CLUSTER  # REDIS_URL is then any one node of a cluster
-    commands_topic: str = constants.COMMANDS_TOPIC
-    events_topic: str = constants.EVENTS_TOPIC
-    dead_letter_topic: str = constants.DEAD_LETTER_TOPIC
+    commands_topic: str = wire.COMMANDS_TOPIC
+    events_topic: str = wire.EVENTS_TOPIC
+    dead_letter_topic: str = wire.DEAD_LETTER_TOPIC
     group_id: str = constants.GROUP_ID
-    max_record_bytes: int = constants.MAX_RECORD_BYTES
+    max_record_bytes: int = wire.MAX_RECORD_BYTES
     batch_max_records: int = constants.BATCH_MAX_RECORDS
     poll_timeout_ms: int = constants.POLL_TIMEOUT_MS
     session_cache_size: int = constants.SESSION_CACHE_SIZE  # 0 turns the cache off

@@ -3,7 +3,7 @@
 A snapshot is compressed once per put and the same bytes go to the live record and to the
 archived copy kept for the expiry announcement; decisions, events and `session-worker get` see
 the JSON again. zstd (the `zstandard` package, level 1) with a dictionary trained on snapshots
-(`snapshot_dictionary.zstd`, made by `worker.snapshot_training`) shrinks a typical 1.3 KB
+(`snapshot_dictionary.zstd`, made by `devenv.snapshot_training`) shrinks a typical 1.3 KB
 snapshot to ~380 B in ~3.4 µs. The dictionary before it held only the snapshot's structure as
 text (`archive_dictionary.json`): ~410 B in ~6.1 µs, as zstd built the entropy tables of every
 frame anew; zlib with that one gave ~390 B but took ~43 µs.

@@ -1,4 +1,4 @@
-"""`python -m worker.bench` end to end at a tiny size, on the test session's Kafka and Redis.
+"""`python -m bench` end to end at a tiny size, on the test session's Kafka and Redis.
 
 Only that it runs and writes every row: timings on a shared 2-core machine prove nothing here.
 """
@@ -11,8 +11,8 @@ from pathlib import Path
 
 import pytest
 
+from bench.report import TARGET_ROWS
 from tests.support import Services
-from worker.bench.report import TARGET_ROWS
 
 TINY = [
     "--commands", "400",
@@ -37,7 +37,7 @@ def test_a_tiny_run_writes_every_row(services: Services, tmp_path: Path) -> None
         "REDIS_URL": services.redis_url,
     }
     done = subprocess.run(
-        [sys.executable, "-m", "worker.bench", *TINY, "--out", str(tmp_path)],
+        [sys.executable, "-m", "bench", *TINY, "--out", str(tmp_path)],
         env=env,
         capture_output=True,
         text=True,

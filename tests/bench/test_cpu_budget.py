@@ -9,11 +9,11 @@ from collections.abc import Iterator
 
 import pytest
 
-from worker.bench.baselines import RunResult
-from worker.bench.cpu_budget import CpuMeter, CpuUse
-from worker.bench.offered import LoadResult
-from worker.bench.profiling import PieceCost
-from worker.bench.report import Results, ThroughputRound, cores_section, cpu_phases
+from bench.baselines import RunResult
+from bench.cpu_budget import CpuMeter, CpuUse
+from bench.offered import LoadResult
+from bench.profiling import PieceCost
+from bench.report import Results, ThroughputRound, cores_section, cpu_phases
 
 
 @pytest.fixture

@@ -2,8 +2,8 @@
 
 import math
 
-from worker.bench.baselines import RunResult
-from worker.bench.report import (
+from bench.baselines import RunResult
+from bench.report import (
     Results,
     ThroughputRound,
     median_run,

@@ -9,10 +9,10 @@ import pytest
 import pytest_asyncio
 import redis.asyncio as aioredis
 
+from devenv.kafka_local import LocalKafka
+from devenv.redis_local import LocalRedis
 from tests.chaos.verify import TABLE_HEADER, Report
 from tests.support import fresh_settings
-from worker.devenv.kafka_local import LocalKafka
-from worker.devenv.redis_local import LocalRedis
 from worker.settings import Settings
 
 REPORTS: list[Report] = []

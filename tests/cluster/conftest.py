@@ -9,9 +9,9 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 import worker.app
-import worker.inspect
+import worker.ops.get
+from devenv.redis_cluster import LocalRedisCluster
 from tests.support import Services, WorkerHarness, fresh_settings
-from worker.devenv.redis_cluster import LocalRedisCluster
 from worker.settings import Settings
 
 CLUSTER_PARTITIONS = 3
@@ -38,7 +38,7 @@ async def redis_client(redis_cluster: LocalRedisCluster) -> AsyncIterator[aiored
 def require_wiring() -> None:
     """The worker builds its client with worker.redis_client.connect_redis; before that, a
     worker would talk to one node of the cluster as if it were all of Redis (MOVED errors)."""
-    missing = [m.__name__ for m in (worker.app, worker.inspect) if not hasattr(m, "connect_redis")]
+    missing = [m.__name__ for m in (worker.app, worker.ops.get) if not hasattr(m, "connect_redis")]
     if missing:
         pytest.fail(
             f"{', '.join(missing)}: the Redis client is not built with "

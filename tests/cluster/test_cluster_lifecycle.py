@@ -1,18 +1,16 @@
 """Create, update, delete, tenants, repeats and replays with Redis Cluster as the store: the same
 contract as tests/worker, with each session's keys on the primary that owns its bucket."""
 
-from typing import Any
-
 import pytest
 import redis.asyncio as aioredis
 from redis.crc import key_slot
 
 from tests.factories import create_command, delete_command, update_command
-from tests.support import WorkerHarness, fetch_uncommitted, stored_session
+from tests.support import WorkerHarness, fetch_uncommitted, run_commands, stored_session
 from worker.clock import now_ms
-from worker.inspect import describe_session
 from worker.keys import KeySpace
 from worker.metrics import Metrics
+from worker.ops.get import describe_session
 from worker.processor import BatchProcessor, Limits
 from worker.sampling import sample_sessions
 from worker.store import SessionStore
@@ -20,21 +18,11 @@ from worker.store import SessionStore
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 
 
-async def _run(harness: WorkerHarness, *commands: dict[str, Any]) -> list[dict[str, Any]]:
-    """Sends the commands, processes them, returns the events they caused, in order."""
-    before = len(harness.events.records)
-    for command in commands:
-        await harness.send(command)
-    await harness.run_until_idle()
-    records = await harness.events.settle(0.5)
-    return [r.json() for r in records[before:]]
-
-
 async def test_one_batch_spans_every_primary_and_each_session_stays_in_one_slot(
     harness: WorkerHarness, redis_client: aioredis.RedisCluster
 ) -> None:
     commands = [create_command() for _ in range(30)]
-    events = await _run(harness, *commands)
+    events = await run_commands(harness, *commands)
     assert [e["type"] for e in events] == ["session.created"] * 30
     keys = KeySpace(harness.settings.key_prefix)
     for command in commands:
@@ -55,18 +43,20 @@ async def test_create_update_delete(
     sid = create["sessionId"]
     keys = KeySpace(harness.settings.key_prefix).session(sid)
 
-    (created,) = await _run(harness, create)
+    (created,) = await run_commands(harness, create)
     assert created["type"] == "session.created"
     assert stored_session(await redis_client.get(keys.live)) == created["session"]
     assert abs(await redis_client.pttl(keys.live) - 600_000) < 2000
 
-    (updated,) = await _run(harness, update_command(sid, name="Renamed", expirationSeconds=7200.25))
+    (updated,) = await run_commands(
+        harness, update_command(sid, name="Renamed", expirationSeconds=7200.25)
+    )
     assert (updated["type"], updated["version"]) == ("session.updated", 2)
     assert updated["session"]["name"] == "Renamed"
     assert stored_session(await redis_client.get(keys.live)) == updated["session"]
     assert abs(await redis_client.pttl(keys.live) - 7_200_250) < 2000  # the clock restarted
 
-    events = await _run(
+    events = await run_commands(
         harness,
         update_command(sid, status="completed"),
         update_command(sid, name="too late"),
@@ -82,7 +72,7 @@ async def test_create_update_delete(
     assert await redis_client.zscore(keys.index, sid) is None
     assert 0 < await redis_client.pttl(keys.record) <= harness.settings.tombstone_ttl_ms
 
-    (again,) = await _run(harness, create_command(sid, name="Second life"))
+    (again,) = await run_commands(harness, create_command(sid, name="Second life"))
     assert (again["type"], again["version"]) == ("session.created", 5)
 
 
@@ -90,7 +80,7 @@ async def test_other_tenants_deleted_and_missing_sessions_are_not_found(
     harness: WorkerHarness, redis_client: aioredis.RedisCluster
 ) -> None:
     owned, gone = create_command(), create_command()
-    await _run(harness, owned, gone, delete_command(gone["sessionId"]))
+    await run_commands(harness, owned, gone, delete_command(gone["sessionId"]))
     live = KeySpace(harness.settings.key_prefix).session(owned["sessionId"]).live
     stored_before = await redis_client.get(live)
 
@@ -100,7 +90,7 @@ async def test_other_tenants_deleted_and_missing_sessions_are_not_found(
         update_command(gone["sessionId"], name="x"),
         delete_command("never-created"),
     ]
-    events = await _run(harness, *attempts)
+    events = await run_commands(harness, *attempts)
 
     assert [e["type"] for e in events] == ["command.rejected"] * 4
     by_command = {e["commandId"]: e for e in events}  # partitions interleave
@@ -116,9 +106,9 @@ async def test_a_repeated_command_id_is_applied_once(harness: WorkerHarness) -> 
     create = create_command()
     sid = create["sessionId"]
     update = update_command(sid, name="Once")
-    events = await _run(harness, create, update, update, update)
+    events = await run_commands(harness, create, update, update, update)
     assert [e["type"] for e in events] == ["session.created", "session.updated"]
-    more = await _run(harness, update, delete_command(sid), update)
+    more = await run_commands(harness, update, delete_command(sid), update)
     assert [e["type"] for e in more] == ["session.deleted"]
     assert await harness.dead_letters.settle(0.3) == []
 
@@ -155,7 +145,7 @@ async def test_every_key_left_expires_and_the_samplers_count_over_all_nodes(
     harness: WorkerHarness, redis_client: aioredis.RedisCluster
 ) -> None:
     a, b = create_command(), create_command()
-    await _run(
+    await run_commands(
         harness,
         a,
         b,
@@ -180,7 +170,7 @@ async def test_every_key_left_expires_and_the_samplers_count_over_all_nodes(
 
 async def test_get_reads_a_session_from_its_node(harness: WorkerHarness) -> None:
     create = create_command()
-    await _run(harness, create)
+    await run_commands(harness, create)
     report = await describe_session(harness.settings, create["sessionId"])
     assert report.found, report.text
     assert "version 1, expires in" in report.text

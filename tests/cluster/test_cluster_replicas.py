@@ -17,14 +17,14 @@ import pytest
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 
+from devenv.ports import free_port
+from devenv.redis_cluster import LocalRedisCluster
 from tests.chaos.load import Ledger
 from tests.chaos.verify import group_lag, verify
 from tests.cluster.conftest import require_wiring
 from tests.factories import create_command, delete_command, update_command
 from tests.ops.helpers import http_get
 from tests.support import Services, TopicReader, WorkerProcess, fresh_settings
-from worker.devenv.ports import free_port
-from worker.devenv.redis_cluster import LocalRedisCluster
 from worker.settings import Settings
 
 pytestmark = [pytest.mark.asyncio(loop_scope="function"), pytest.mark.slow]

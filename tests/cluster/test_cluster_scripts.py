@@ -11,9 +11,9 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from redis.asyncio.cluster import ClusterNode
 
+from devenv.redis_cluster import LocalRedisCluster
 from tests.factories import new_id
 from worker.clock import now_ms
-from worker.devenv.redis_cluster import LocalRedisCluster
 from worker.keys import KeySpace, bucket_of
 from worker.redis_client import connect_redis
 from worker.settings import Settings

@@ -2,7 +2,7 @@
 
 from pathlib import Path
 
-from contracts.asyncapi import CONTRACT_VERSION
+from contracts.wire import CONTRACT_VERSION
 
 FIXTURES = Path(__file__).parent / "fixtures"
 

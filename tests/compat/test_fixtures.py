@@ -17,9 +17,9 @@ from jsonschema import (  # type: ignore[import-untyped]  # no stubs in the dev 
     Draft202012Validator,
 )
 
-from contracts.asyncapi import CONTRACT_VERSION
 from contracts.events import CommandRejected, RejectionCode, event_decoder
 from contracts.schema import SCHEMA_DIR
+from contracts.wire import CONTRACT_VERSION, MAX_RECORD_BYTES
 from tests.compat.releases import (
     COMMAND_FILES,
     EVENT_FILES,
@@ -29,7 +29,6 @@ from tests.compat.releases import (
     major,
 )
 from worker.client import EVENT_TYPES, UnknownEvent, encode_command, read_event
-from worker.constants import MAX_RECORD_BYTES
 from worker.decoding import Decoded, decode_record
 
 

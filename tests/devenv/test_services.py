@@ -13,7 +13,7 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from redis.asyncio.retry import Retry
 from redis.backoff import ExponentialWithJitterBackoff
 
-from worker.devenv import LocalKafka, LocalRedis, ServiceStartError, open_services
+from devenv import LocalKafka, LocalRedis, ServiceStartError, open_services
 
 
 @pytest.fixture(scope="module")

@@ -76,6 +76,7 @@ async def run(name: str, settings: Settings) -> str:
     argv = [sys.executable, "-c", body] if block.lang == "python" else ["bash", "-c", body]
     env = {**os.environ, "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ['PATH']}"}
     env["PYTHONPATH"] = str(ROOT)
+    env["KAFKA_BOOTSTRAP_SERVERS"] = settings.kafka_bootstrap_servers  # for examples that read it
     process = await asyncio.create_subprocess_exec(
         *argv,
         cwd=ROOT,
@@ -100,7 +101,7 @@ def test_every_runnable_block_is_named_and_run_here() -> None:
     assert all(e.lang in RUNNABLE | {"text", "json"} for e in examples())
 
 
-PYTHON_EXAMPLES = {"publish-python", "publish-python-sync", "example-view"}
+PYTHON_EXAMPLES = {"publish-python", "publish-python-sync", "example-view", "connection-from-env"}
 KCAT_EXAMPLES = {"publish-kcat", "publish-kcat-invalid", "consume-kcat", "dead-letters-kcat"}
 
 
@@ -118,6 +119,9 @@ async def test_python_examples(harness: WorkerHarness) -> None:
     events = [read_event(r.value) for r in records]
     assert [event_type(e) for e in events] == ["session.created", "session.updated"]
     assert {r.key for r in records} == {GUIDE_SESSION.encode()}
+
+    out = await run("connection-from-env", settings)
+    assert out == f"connected to {settings.kafka_bootstrap_servers} over PLAINTEXT\n", out
 
     out = await run("example-view", settings)
     assert out.splitlines() == [

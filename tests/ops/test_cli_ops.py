@@ -12,8 +12,8 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from tests.factories import create_command, delete_command, update_command
 from tests.ops.helpers import cli
 from tests.support import Record, TopicReader, WorkerHarness, settings_env
+from worker.ops.topics import plan
 from worker.settings import Settings
-from worker.topics import plan
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 

@@ -10,6 +10,7 @@ from typing import Any
 import pytest
 import yaml
 
+from contracts import wire
 from tests.ops.test_metrics import exposed_names
 from worker import constants
 from worker.cli import build_parser
@@ -295,7 +296,7 @@ def test_autoscaling_is_capped_at_the_partition_count_and_matches_the_settings()
     config = objects["ConfigMap"]["data"]
     assert meta["bootstrapServers"] == config["KAFKA_BOOTSTRAP_SERVERS"]
     assert meta["consumerGroup"] == config.get("SW_GROUP_ID", constants.GROUP_ID)
-    assert meta["topic"] == config.get("SW_COMMANDS_TOPIC", constants.COMMANDS_TOPIC)
+    assert meta["topic"] == config.get("SW_COMMANDS_TOPIC", wire.COMMANDS_TOPIC)
     pdb = objects["PodDisruptionBudget"]["spec"]
     assert pdb["selector"] == objects["Deployment"]["spec"]["selector"]
 

@@ -12,10 +12,10 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 from aiokafka import AIOKafkaConsumer
 
+from devenv.redis_local import LocalRedis
 from tests.ops.helpers import cli, http_get
-from worker.devenv.redis_local import LocalRedis
-from worker.http import HealthState, HttpServer
 from worker.metrics import Metrics
+from worker.probes import HealthState, HttpServer
 from worker.sampling import run_samplers
 from worker.settings import Settings
 

@@ -11,7 +11,7 @@ from prometheus_client import CollectorRegistry, Histogram
 import worker.metrics
 from worker.errors import ConcurrentChangeError, Rejection, StoreUnavailableError
 from worker.metrics import Metrics, observe_many
-from worker.processor import Outcome
+from worker.outcome import Outcome
 
 SUFFIXES = {
     "counter": ("_total", "_created"),

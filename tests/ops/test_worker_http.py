@@ -6,11 +6,11 @@ import time
 import pytest
 from prometheus_client.parser import text_string_to_metric_families
 
+from devenv.ports import free_port
+from devenv.redis_local import LocalRedis
 from tests.factories import create_command
 from tests.ops.helpers import http_get
 from tests.support import WorkerHarness
-from worker.devenv.ports import free_port
-from worker.devenv.redis_local import LocalRedis
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 

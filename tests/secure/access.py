@@ -11,6 +11,8 @@ from collections.abc import Iterable, Mapping
 from pathlib import Path
 from typing import Any
 
+from devenv.kafka_secured import SecuredKafka
+from devenv.pki import Pki
 from tests.secure.canary import (
     ALL_SECRETS,
     KAFKA_PASSWORD,
@@ -19,10 +21,8 @@ from tests.secure.canary import (
     REDIS_PASSWORD,
     REDIS_USER,
 )
-from worker.devenv.kafka_secured import SecuredKafka
-from worker.devenv.pki import Pki
+from worker.ops.topics import ensure_topics
 from worker.settings import Settings
-from worker.topics import ensure_topics
 
 PARTITIONS = 3
 

@@ -6,11 +6,11 @@ from collections.abc import Iterator
 
 import pytest
 
+from devenv.kafka_secured import SecuredKafka
+from devenv.pki import Pki, make_pki
+from devenv.redis_cluster import LocalRedisCluster
+from devenv.redis_local import LocalRedis
 from tests.secure.canary import KAFKA_PASSWORD, KAFKA_USER, KEY_PASSWORD, REDIS_PASSWORD, REDIS_USER
-from worker.devenv.kafka_secured import SecuredKafka
-from worker.devenv.pki import Pki, make_pki
-from worker.devenv.redis_cluster import LocalRedisCluster
-from worker.devenv.redis_local import LocalRedis
 
 
 @pytest.fixture(scope="session")

@@ -3,7 +3,7 @@
 A consumer, producer or admin client made with `bootstrap_servers=` alone would connect in
 plaintext whatever `KAFKA_SECURITY_PROTOCOL` says, and fail (or worse, succeed against a
 plaintext listener) only where security is on. This reads the source of the `worker` package
-(the worker, its commands, the demo, the benchmark, the client kit) and fails for any
+(the worker, its commands, the client kit), the demo and the benchmark and fails for any
 construction that does not unpack `kafka_client_params(...)` (directly, or through the
 settings' `to_consumer_params` / `to_producer_params`, which are checked to use it)."""
 
@@ -16,6 +16,7 @@ from worker.kafka_connection import kafka_client_params
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
+SCANNED = ("worker", "devenv", "bench")  # the package, the demo and launchers, the benchmark
 CLIENTS = frozenset({"AIOKafkaConsumer", "AIOKafkaProducer", "AIOKafkaAdminClient"})
 ADAPTERS = frozenset({"kafka_client_params", "to_consumer_params", "to_producer_params"})
 CONNECTION_KEYWORDS = frozenset(
@@ -61,7 +62,8 @@ def construction_sites(source: str, filename: str) -> list[tuple[str, int, str |
 
 def project_sites() -> dict[str, list[tuple[str, int, str | None]]]:
     found = {}
-    for path in sorted((ROOT / "worker").rglob("*.py")):
+    paths = [p for folder in SCANNED for p in (ROOT / folder).rglob("*.py")]
+    for path in sorted(paths):
         sites = construction_sites(path.read_text(), str(path))
         if sites:
             found[str(path.relative_to(ROOT))] = sites
@@ -81,17 +83,16 @@ def test_every_aiokafka_client_takes_its_connection_from_the_adapter() -> None:
     # publish, dlq list/replay, the demo, the benchmark, the client kit and its example view.
     expected_files = {
         "worker/app.py",
-        "worker/topics.py",
-        "worker/topic_check.py",
-        "worker/checks.py",
-        "worker/tail.py",
-        "worker/publish.py",
-        "worker/dlq.py",
-        "worker/demo.py",
-        "worker/bench/kafkaio.py",
-        "worker/bench/offered.py",
-        "worker/bench/baselines.py",
-        "worker/bench/runner.py",
+        "worker/ops/topics.py",
+        "worker/ops/check.py",
+        "worker/ops/tail.py",
+        "worker/ops/publish.py",
+        "worker/ops/dlq.py",
+        "devenv/demo.py",
+        "bench/kafkaio.py",
+        "bench/offered.py",
+        "bench/baselines.py",
+        "bench/runner.py",
         "worker/client/publisher.py",
         "worker/client/example_view.py",
     }

@@ -8,6 +8,9 @@ from pathlib import Path
 
 import pytest
 
+from devenv.kafka_secured import SecuredKafka
+from devenv.pki import Pki
+from devenv.redis_local import LocalRedis
 from tests.secure.access import (
     cli,
     leaks,
@@ -18,9 +21,6 @@ from tests.secure.access import (
     topics_env,
 )
 from tests.secure.canary import WRONG_PASSWORD
-from worker.devenv.kafka_secured import SecuredKafka
-from worker.devenv.pki import Pki
-from worker.devenv.redis_local import LocalRedis
 
 pytestmark = [pytest.mark.asyncio, pytest.mark.slow]
 

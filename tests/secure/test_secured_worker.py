@@ -15,6 +15,11 @@ import redis.asyncio as aioredis
 
 from contracts.commands import CreateSession
 from contracts.payloads import CreateSessionDTO
+from devenv.kafka_secured import SecuredKafka
+from devenv.pki import Pki
+from devenv.ports import free_port
+from devenv.redis_cluster import LocalRedisCluster
+from devenv.redis_local import LocalRedis
 from tests.factories import create_command, new_id
 from tests.ops.helpers import http_get
 from tests.secure.access import (
@@ -32,12 +37,7 @@ from tests.secure.canary import KAFKA_PASSWORD, REDIS_PASSWORD
 from tests.support import Record, TopicReader, WorkerHarness
 from worker.client import CommandPublisher, kafka_connection_from_env
 from worker.client.example_view import SessionView, follow
-from worker.devenv.kafka_secured import SecuredKafka
-from worker.devenv.pki import Pki
-from worker.devenv.ports import free_port
-from worker.devenv.redis_cluster import LocalRedisCluster
-from worker.devenv.redis_local import LocalRedis
-from worker.inspect import describe_session
+from worker.ops.get import describe_session
 from worker.redis_client import HiredisPackingConnection, connect_redis
 from worker.settings import Settings
 

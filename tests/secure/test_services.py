@@ -22,6 +22,10 @@ from aiokafka.admin import AIOKafkaAdminClient, NewTopic
 from aiokafka.errors import KafkaConnectionError
 from aiokafka.helpers import create_ssl_context
 
+from devenv.kafka_secured import SecuredKafka
+from devenv.pki import Pki
+from devenv.redis_cluster import LocalRedisCluster
+from devenv.redis_local import LocalRedis
 from tests.secure.canary import (
     ALL_SECRETS,
     KAFKA_PASSWORD,
@@ -31,10 +35,6 @@ from tests.secure.canary import (
     REDIS_USER,
     WRONG_PASSWORD,
 )
-from worker.devenv.kafka_secured import SecuredKafka
-from worker.devenv.pki import Pki
-from worker.devenv.redis_cluster import LocalRedisCluster
-from worker.devenv.redis_local import LocalRedis
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 

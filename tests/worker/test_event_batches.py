@@ -11,11 +11,11 @@ from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 from tests.factories import new_id
 from tests.support import CommandRecord, TopicReader
 from worker.errors import Rejection
+from worker.kafka_connection import partitions_of
+from worker.outcome import Outcome
 from worker.partitioning import murmur2, partition_of
-from worker.processor import Outcome
-from worker.publisher import EventPublisher
+from worker.sending import EventPublisher
 from worker.settings import Settings
-from worker.topics import partitions_of
 
 # Kafka's own test vectors (UtilsTest.testMurmur2), as signed 32-bit Java ints.
 JAVA_MURMUR2 = {

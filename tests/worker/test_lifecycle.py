@@ -8,7 +8,7 @@ import pytest
 import redis.asyncio as aioredis
 
 from tests.factories import create_command, delete_command, update_command
-from tests.support import WorkerHarness, stored_session
+from tests.support import WorkerHarness, run_commands, stored_session
 from worker.keys import KeySpace
 from worker.snapshot_codec import ZSTD_FORMAT, pack_snapshot_as_previous_release
 
@@ -17,26 +17,16 @@ pytestmark = pytest.mark.asyncio(loop_scope="function")
 MESSAGE = {"role": "developer", "content": "New instructions."}
 
 
-async def _run(harness: WorkerHarness, *commands: dict[str, Any]) -> list[dict[str, Any]]:
-    """Sends the commands, processes them, returns the events they caused, in order."""
-    before = len(harness.events.records)
-    for command in commands:
-        await harness.send(command)
-    await harness.run_until_idle()
-    records = await harness.events.settle(0.5)
-    return [r.json() for r in records[before:]]
-
-
 async def test_update_changes_only_the_given_fields(
     harness: WorkerHarness, redis_client: aioredis.Redis
 ) -> None:
     create = create_command(expirationSeconds=600)
-    (created,) = await _run(harness, create)
+    (created,) = await run_commands(harness, create)
     sid = create["sessionId"]
     live = KeySpace(harness.settings.key_prefix).session(sid).live
     ttl_before = await redis_client.pttl(live)
 
-    (updated,) = await _run(harness, update_command(sid, name="Renamed"))
+    (updated,) = await run_commands(harness, update_command(sid, name="Renamed"))
 
     assert updated["type"] == "session.updated"
     assert updated["version"] == 2
@@ -56,8 +46,8 @@ async def test_update_replaces_messages_and_restarts_the_clock(
 ) -> None:
     create = create_command(expirationSeconds=600)
     sid = create["sessionId"]
-    await _run(harness, create)
-    (updated,) = await _run(
+    await run_commands(harness, create)
+    (updated,) = await run_commands(
         harness, update_command(sid, messages=[MESSAGE], expirationSeconds=7200.25)
     )
     assert updated["session"]["messages"] == [MESSAGE]
@@ -69,7 +59,7 @@ async def test_update_replaces_messages_and_restarts_the_clock(
 async def test_completed_is_final_but_can_be_deleted(harness: WorkerHarness) -> None:
     create = create_command()
     sid = create["sessionId"]
-    events = await _run(
+    events = await run_commands(
         harness,
         create,
         update_command(sid, status="completed"),
@@ -94,7 +84,9 @@ async def test_delete_announces_the_last_snapshot_and_cleans_up(
 ) -> None:
     create = create_command()
     sid = create["sessionId"]
-    events = await _run(harness, create, update_command(sid, name="Last name"), delete_command(sid))
+    events = await run_commands(
+        harness, create, update_command(sid, name="Last name"), delete_command(sid)
+    )
     deleted = events[-1]
     assert deleted["type"] == "session.deleted"
     assert deleted["version"] == 3
@@ -117,14 +109,14 @@ async def test_missing_deleted_and_other_tenants_sessions_are_not_found(
         return delete_command(sid, org)
 
     owned, gone = create_command(), create_command()
-    await _run(harness, owned, gone, delete_command(gone["sessionId"]))
+    await run_commands(harness, owned, gone, delete_command(gone["sessionId"]))
     live = KeySpace(harness.settings.key_prefix).session(owned["sessionId"]).live
     stored_before = await redis_client.get(live)
 
     never = command("never-created")
     deleted = command(gone["sessionId"])
     foreign = command(owned["sessionId"], org="org-intruder")
-    events = await _run(harness, never, deleted, foreign)
+    events = await run_commands(harness, never, deleted, foreign)
 
     errors = {e["commandId"]: e for e in events}
     for cmd in (never, deleted, foreign):
@@ -147,7 +139,7 @@ async def test_missing_deleted_and_other_tenants_sessions_are_not_found(
 async def test_versions_grow_by_one_per_change(harness: WorkerHarness) -> None:
     create = create_command()
     sid = create["sessionId"]
-    events = await _run(
+    events = await run_commands(
         harness,
         create,
         update_command(sid, name="a"),
@@ -165,9 +157,9 @@ async def test_a_command_replayed_three_times_gives_one_transition(
     create = create_command()
     sid = create["sessionId"]
     update = update_command(sid, name="Once")
-    events = await _run(harness, create, update, update, update)
+    events = await run_commands(harness, create, update, update, update)
     assert [e["type"] for e in events] == ["session.created", "session.updated"]
-    more = await _run(harness, update, delete_command(sid), update)
+    more = await run_commands(harness, update, delete_command(sid), update)
     assert [e["type"] for e in more] == ["session.deleted"]  # the repeats stay silent
     assert await harness.dead_letters.settle(0.3) == []
 
@@ -178,7 +170,7 @@ async def test_recreating_a_deleted_session_continues_its_versions(
     create = create_command()
     sid = create["sessionId"]
     again = create_command(sid, name="Second life")
-    events = await _run(harness, create, delete_command(sid), again)
+    events = await run_commands(harness, create, delete_command(sid), again)
     assert [(e["type"], e["version"]) for e in events] == [
         ("session.created", 1),
         ("session.deleted", 2),
@@ -190,7 +182,7 @@ async def test_every_key_the_worker_leaves_expires(
     harness: WorkerHarness, redis_client: aioredis.Redis
 ) -> None:
     a, b = create_command(), create_command()
-    await _run(
+    await run_commands(
         harness,
         a,
         b,
@@ -221,7 +213,7 @@ async def test_a_live_record_written_by_an_earlier_release_is_read_and_updated(
     harness: WorkerHarness, redis_client: aioredis.Redis, stored_as: Callable[[bytes], bytes]
 ) -> None:
     create = create_command(expirationSeconds=600)
-    (created,) = await _run(harness, create)
+    (created,) = await run_commands(harness, create)
     sid = create["sessionId"]
     live = KeySpace(harness.settings.key_prefix).session(sid).live
     stored = await redis_client.get(live)
@@ -231,7 +223,7 @@ async def test_a_live_record_written_by_an_earlier_release_is_read_and_updated(
     snapshot = json.dumps(created["session"], separators=(",", ":")).encode()
     await redis_client.set(live, stored_as(snapshot), keepttl=True)
 
-    (updated,) = await _run(harness, update_command(sid, name="Renamed"))
+    (updated,) = await run_commands(harness, update_command(sid, name="Renamed"))
 
     assert updated["type"] == "session.updated"
     assert {

@@ -13,7 +13,8 @@ from tests.factories import create_command, delete_command, update_command
 from tests.support import CommandRecord, command_records
 from worker.clock import now_ms
 from worker.keys import KeySpace
-from worker.processor import BatchProcessor, Limits, Outcome
+from worker.outcome import Outcome
+from worker.processor import BatchProcessor, Limits
 from worker.store import ReadRequest, SessionStore, StoredState
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")

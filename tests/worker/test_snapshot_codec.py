@@ -9,8 +9,8 @@ import pytest
 import zstandard
 
 from contracts.commands import CreateSession, command_decoder
+from devenv import snapshot_training
 from tests.factories import create_command
-from worker import snapshot_training
 from worker.eventing import encode_snapshot
 from worker.snapshot import new_session
 from worker.snapshot_codec import (

@@ -7,8 +7,8 @@ import time
 
 import pytest
 
+from devenv.redis_local import LocalRedis
 from worker import store as store_module
-from worker.devenv.redis_local import LocalRedis
 from worker.errors import StoreUnavailableError
 from worker.keys import KeySpace
 from worker.redis_client import connect_redis

@@ -16,6 +16,7 @@ from tests.factories import new_id
 from tests.support import TopicReader
 from worker.clock import now_ms
 from worker.expiry import ExpirySweeper
+from worker.kafka_connection import partitions_of
 from worker.keys import KeySpace, bucket_of
 from worker.metrics import Metrics
 from worker.partitioning import partition_of
@@ -23,7 +24,6 @@ from worker.session_record import parse_record
 from worker.settings import Settings
 from worker.snapshot_codec import pack_snapshot
 from worker.store import SESSIONS_PER_RUN, Applied, Op, SessionOps, SessionStore
-from worker.topics import partitions_of
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 

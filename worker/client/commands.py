@@ -13,10 +13,14 @@ from dataclasses import dataclass
 
 import msgspec
 
-from contracts.asyncapi import CONTENT_TYPE_JSON, HEADER_COMMAND_TYPE, HEADER_CONTENT_TYPE
 from contracts.commands import Command
+from contracts.wire import (
+    CONTENT_TYPE_JSON,
+    HEADER_COMMAND_TYPE,
+    HEADER_CONTENT_TYPE,
+    MAX_RECORD_BYTES,
+)
 from worker.client.errors import InvalidCommandError
-from worker.constants import MAX_RECORD_BYTES
 from worker.decoding import Decoded, decode_record
 
 _encoder = msgspec.json.Encoder()

@@ -46,14 +46,13 @@ from contracts.events import (
     SessionUpdated,
 )
 from contracts.session import Session
+from contracts.wire import EVENTS_TOPIC
 from worker.client.errors import InvalidEventError
 from worker.client.events import UnknownEvent, event_type, read_event
 from worker.client.recent import DEFAULT_MAX_IDS, RecentIds
-from worker.constants import EVENTS_TOPIC
 from worker.errors import SettingsError
-from worker.kafka_connection import KafkaConnection, kafka_client_params
+from worker.kafka_connection import KafkaConnection, kafka_client_params, partitions_of
 from worker.settings import kafka_connection_from_env
-from worker.topics import partitions_of
 
 SessionEvent = SessionCreated | SessionUpdated | SessionCompleted | SessionDeleted | SessionExpired
 Outcome = Literal["applied", "removed", "duplicate", "stale", "ignored", "invalid"]

@@ -24,8 +24,8 @@ from typing import Any, Self
 from aiokafka import AIOKafkaProducer
 
 from contracts.commands import Command
+from contracts.wire import COMMANDS_TOPIC, MAX_RECORD_BYTES
 from worker.client.commands import CommandRecord, encode_command
-from worker.constants import COMMANDS_TOPIC, MAX_RECORD_BYTES
 from worker.kafka_connection import KafkaConnection, kafka_client_params
 
 LINGER_MS = 2  # the worker's: batches a burst of publish_many without delaying a lone command

@@ -19,9 +19,9 @@ from types import TracebackType
 from typing import Any, Self, TypeVar
 
 from contracts.commands import Command
+from contracts.wire import COMMANDS_TOPIC, MAX_RECORD_BYTES
 from worker.client.commands import CommandRecord
 from worker.client.publisher import CommandPublisher, Delivery
-from worker.constants import COMMANDS_TOPIC, MAX_RECORD_BYTES
 from worker.kafka_connection import KafkaConnection
 
 T = TypeVar("T")

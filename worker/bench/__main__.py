@@ -1,5 +1,0 @@
-import sys
-
-from worker.bench import main
-
-sys.exit(main())

@@ -1,0 +1,112 @@
+"""Sends a batch's events and dead letters, and returns only once Kafka has them all."""
+
+import asyncio
+
+from aiokafka import AIOKafkaProducer
+from aiokafka.producer.message_accumulator import BatchBuilder
+
+from contracts.wire import (
+    HEADER_ERROR_CODE,
+    HEADER_ERROR_MESSAGE,
+    HEADER_ERROR_PATH,
+    HEADER_EVENT_ID,
+    HEADER_SOURCE_OFFSET,
+    HEADER_SOURCE_PARTITION,
+    HEADER_SOURCE_TOPIC,
+)
+from worker.errors import Rejection
+from worker.outcome import Outcome
+from worker.partitioning import partition_of
+
+
+def dead_letter_headers(outcome: Outcome, rejection: Rejection) -> list[tuple[str, bytes]]:
+    """Why the record is here and where it came from. Never a payload value: no secrets."""
+    record = outcome.record
+    headers = [
+        (HEADER_ERROR_CODE, rejection.code.encode()),
+        (HEADER_ERROR_MESSAGE, rejection.message.encode()),
+        (HEADER_SOURCE_TOPIC, record.topic.encode()),
+        (HEADER_SOURCE_PARTITION, str(record.partition).encode()),
+        (HEADER_SOURCE_OFFSET, str(record.offset).encode()),
+    ]
+    if rejection.path is not None:
+        headers.append((HEADER_ERROR_PATH, rejection.path.encode()))
+    if outcome.event_id is not None:
+        headers.append((HEADER_EVENT_ID, outcome.event_id.encode()))
+    return headers
+
+
+class EventPublisher:
+    def __init__(self, producer: AIOKafkaProducer, events_topic: str, dead_letter_topic: str):
+        self._producer = producer
+        self._events_topic = events_topic
+        self._dead_letter_topic = dead_letter_topic
+
+    async def publish(self, outcomes: list[Outcome]) -> None:
+        """Queues everything first (the producer batches per partition), then awaits delivery.
+
+        Records of one partition are queued in order and the producer is idempotent, so events
+        of one session arrive in the order of its commands.
+        """
+        await (await self.enqueue(outcomes))
+
+    async def enqueue(self, outcomes: list[Outcome]) -> "asyncio.Future[list[object]]":
+        """Queues everything and returns one future for all the deliveries, without waiting
+        for them: the command loop can fetch and apply the next batch while Kafka acknowledges
+        this one (commit this batch only once the future is done). Batches queued one after
+        the other keep their order per partition, as within one batch.
+
+        Events are put into one record batch per partition here and handed to the producer
+        whole (`send_batch`), where `send` per event cost ~10 us of the worker's ~90 per
+        command (a coroutine, a delivery future and a pure-Python murmur2 each). Partitions are
+        chosen as Kafka's default partitioner does (`worker.partitioning`).
+        """
+        partitions = len(await self._producer.partitions_for(self._events_topic))
+        batches: dict[int, list[BatchBuilder]] = {}
+        deliveries = []
+        for outcome in outcomes:
+            if outcome.events:
+                partition = partition_of(outcome.event_key, partitions)
+                for event in outcome.events:
+                    append_to_batches(self._producer, batches, partition, outcome.event_key, event)
+            if outcome.rejection is not None:
+                deliveries.append(
+                    await self._producer.send(
+                        self._dead_letter_topic,
+                        outcome.record.value,
+                        key=outcome.record.key,
+                        headers=dead_letter_headers(outcome, outcome.rejection),
+                    )
+                )
+        deliveries += await send_batches(self._producer, self._events_topic, batches)
+        return asyncio.gather(*deliveries)
+
+
+def append_to_batches(
+    producer: AIOKafkaProducer,
+    batches: dict[int, list[BatchBuilder]],
+    partition: int,
+    key: bytes | None,
+    value: bytes,
+) -> None:
+    """Adds a record to the last of `partition`'s record batches, starting one when there is
+    none or it is full; each batch then goes to the producer whole (`send_batch`)."""
+    builders = batches.get(partition)
+    if builders is None:
+        builders = batches[partition] = [producer.create_batch()]
+    if builders[-1].append(timestamp=None, key=key, value=value) is None:
+        # Full (a batch always takes its first record, however large): start the next one.
+        builders.append(producer.create_batch())
+        builders[-1].append(timestamp=None, key=key, value=value)
+
+
+async def send_batches(
+    producer: AIOKafkaProducer, topic: str, batches: dict[int, list[BatchBuilder]]
+) -> "list[asyncio.Future[object]]":
+    """Hands every batch of `append_to_batches` to the producer, in order per partition;
+    returns their deliveries."""
+    return [
+        await producer.send_batch(builder, topic, partition=partition)
+        for partition, builders in batches.items()
+        for builder in builders
+    ]
