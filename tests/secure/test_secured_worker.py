@@ -123,6 +123,9 @@ async def test_every_command_through_sasl_ssl_kafka_and_tls_acl_redis(
         listed = await run("dlq", "list")
         assert listed.returncode == 0, listed.stderr
         assert "1 dead letter(s)" in listed.stderr
+        replayed = await run("dlq", "replay", "--all")
+        assert replayed.returncode == 0, replayed.stderr
+        assert "1 dead letter(s) replayed" in replayed.stdout
         status, metrics = await http_get(port, "/metrics")
         assert status == 200
         assert "session_worker_build_info" in metrics
