@@ -29,10 +29,14 @@ system-deps:
 
 # pyproject.toml says which versions the code accepts; constraints.txt pins the set last tested,
 # so a fresh machine installs what CI passed with, not whatever was released since.
-$(STAMP): pyproject.toml constraints.txt
+# kit/ is the client kit's own distribution (session-worker-client), which the worker depends on.
+$(STAMP): pyproject.toml kit/pyproject.toml VERSION constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e ./kit -e '.[dev]'
+	@# hatch copies the kit's two packages even into an editable install (they lie outside kit/);
+	@# its .pth already puts the checkout on the path, so without the copies edits take effect.
+	rm -rf $(VENV)/lib/python3*/site-packages/contracts $(VENV)/lib/python3*/site-packages/session_client
 	touch $@
 
 # The newest versions pyproject.toml accepts, into constraints.txt; run `make test` before
@@ -41,7 +45,7 @@ lock:
 	rm -rf .cache/lock-venv
 	$(PYTHON) -m venv .cache/lock-venv
 	.cache/lock-venv/bin/pip install -q --upgrade pip
-	.cache/lock-venv/bin/pip install -q -e '.[dev]'
+	.cache/lock-venv/bin/pip install -q -e ./kit -e '.[dev]'
 	.cache/lock-venv/bin/pip freeze --exclude-editable > constraints.txt
 	rm -rf .cache/lock-venv
 

@@ -12,7 +12,7 @@ from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
 
 from bench.commands import Encoded
-from worker.kafka_connection import KafkaConnection, kafka_client_params
+from session_client.connection import KafkaConnection, kafka_client_params
 from worker.ops.topics import ensure_topics
 from worker.settings import Settings
 

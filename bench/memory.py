@@ -22,10 +22,10 @@ from redis.typing import EncodableT, FieldT
 from bench.commands import CREATES_ONLY, CommandStream
 from bench.kafkaio import make_topics, preload
 from contracts.commands import CreateSession
+from contracts.decoding import Decoded, decode_record
 from worker.app import Worker
 from worker.clock import now_ms
 from worker.constants import EXPIRED_RETENTION_MS
-from worker.decoding import Decoded, decode_record
 from worker.eventing import encode_snapshot
 from worker.keys import bucket_of
 from worker.settings import Settings

@@ -27,7 +27,7 @@ from aiokafka.producer.message_accumulator import BatchBuilder
 from bench.commands import CommandStream
 from bench.cpu_budget import CpuMeter, CpuUse
 from bench.kafkaio import EventCollector
-from worker.kafka_connection import KafkaConnection, kafka_client_params
+from session_client.connection import KafkaConnection, kafka_client_params
 from worker.partitioning import partition_of
 from worker.sending import append_to_batches, send_batches
 

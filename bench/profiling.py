@@ -23,10 +23,10 @@ import structlog
 
 from bench.commands import CREATE_HEAVY, CommandStream
 from contracts.commands import CreateSession, command_decoder
+from contracts.decoding import Decoded, decode_record
+from contracts.json_guards import deeper_than, duplicate_key
 from worker.clock import now_ms
-from worker.decoding import Decoded, decode_record
 from worker.eventing import command_event_id, encode_snapshot, session_event
-from worker.json_guards import deeper_than, duplicate_key
 from worker.keys import KeySpace
 from worker.logs import json_serializer
 from worker.processor import APPLY_CHUNK_SESSIONS

@@ -69,9 +69,9 @@ from bench.report import (
 )
 from devenv.ports import free_port
 from devenv.services import Services, open_services
+from session_client.connection import kafka_client_params
 from worker import event_loop
 from worker.clock import now_ms
-from worker.kafka_connection import kafka_client_params
 from worker.redis_client import redis_auth_params
 from worker.settings import Settings
 

@@ -27,6 +27,7 @@ from contracts.commands import Command
 from contracts.events import CommandRejected, Event, RejectionCode
 from contracts.fields import ID_PATTERN
 from contracts.generated import write_or_check
+from contracts.schema import open_for_additions
 from contracts.wire import (
     COMMANDS_TOPIC,
     CONTENT_TYPE_JSON,
@@ -84,11 +85,32 @@ def _without_discriminators(node: Any) -> Any:
 
 
 def _payload_schemas() -> dict[str, Any]:
-    _, definitions = msgspec.json.schema_components(
-        COMMAND_STRUCTS + EVENT_STRUCTS, ref_template=_SCHEMAS + "{name}"
-    )
-    cleaned: dict[str, Any] = _without_discriminators(definitions)
+    """Commands strict, events open for additions (see `contracts.schema`). A type both use
+    (the messages, the customer) gets a second, open definition for events: `<Name>InEvent`."""
+    _, commands = msgspec.json.schema_components(COMMAND_STRUCTS, ref_template=_SCHEMAS + "{name}")
+    _, events = msgspec.json.schema_components(EVENT_STRUCTS, ref_template=_SCHEMAS + "{name}")
+    renamed = {name: f"{name}InEvent" for name in commands.keys() & events.keys()}
+    events = {
+        renamed.get(name, name): open_for_additions(_with_refs_renamed(schema, renamed))
+        for name, schema in events.items()
+    }
+    cleaned: dict[str, Any] = _without_discriminators({**commands, **events})
     return cleaned
+
+
+def _with_refs_renamed(node: Any, renamed: dict[str, str]) -> Any:
+    if isinstance(node, dict):
+        return {
+            k: (
+                _SCHEMAS + renamed.get(v.removeprefix(_SCHEMAS), v.removeprefix(_SCHEMAS))
+                if k == "$ref" and isinstance(v, str) and v.startswith(_SCHEMAS)
+                else _with_refs_renamed(v, renamed)
+            )
+            for k, v in node.items()
+        }
+    if isinstance(node, list):
+        return [_with_refs_renamed(item, renamed) for item in node]
+    return node
 
 
 def _string(description: str, **rules: Any) -> dict[str, Any]:

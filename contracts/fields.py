@@ -3,7 +3,7 @@
 The limits are Vapi's (``vapi-sessions.openapi.json``), the public contract's, and a few of our
 own where Vapi sets none (array sizes, nesting depth); they live in the types so that the decoder
 enforces them and the JSON Schema export shows them (nesting depth, which a type cannot express,
-is checked by worker/decoding.py).
+is checked by contracts/decoding.py).
 """
 
 from typing import Annotated, Any, Literal
@@ -37,7 +37,7 @@ HOOKS_MAX_ITEMS = 100
 # plenty of room, while staying far below Python's recursion limit (1000 frames), which the
 # worker's recursive walks over opaque configuration (redaction: two frames per level) and
 # msgspec's encoder would otherwise reach. Enforced when the record is decoded
-# (worker/decoding.py); JSON Schema cannot say it.
+# (contracts/decoding.py); JSON Schema cannot say it.
 MAX_NESTING_DEPTH = 64
 
 # Ids travel in record keys, Redis keys and log lines. Printable ASCII without spaces or braces

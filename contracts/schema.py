@@ -30,6 +30,9 @@ class SchemaDocument:
     schema_id: str
     title: str
     root: object  # a type msgspec can describe, here a tagged union of Structs
+    # Events may gain fields within a contract version and readers ignore what they do not know,
+    # so their schema must accept unknown fields; commands stay strict, as Vapi's schema is.
+    open_for_additions: bool = False
 
 
 DOCUMENTS: tuple[SchemaDocument, ...] = (
@@ -44,6 +47,7 @@ DOCUMENTS: tuple[SchemaDocument, ...] = (
         "urn:session-worker:events",
         "Session worker lifecycle event (sessions.events record value)",
         Event,
+        open_for_additions=True,
     ),
 )
 
@@ -53,13 +57,40 @@ def build(document: SchemaDocument) -> dict[str, Any]:
     (root,), definitions = msgspec.json.schema_components(
         (document.root,), ref_template="#/$defs/{name}"
     )
-    return {
+    built = {
         "$schema": DIALECT,
         "$id": document.schema_id,
         "title": document.title,
+        "description": OPEN_NOTE if document.open_for_additions else STRICT_NOTE,
         **root,
         "$defs": definitions,
     }
+    return open_for_additions(built) if document.open_for_additions else built
+
+
+OPEN_NOTE = (
+    "Open for additions: within a contract version events may gain fields, so any object may "
+    "carry properties not listed here; readers ignore fields (and skip event types) they do "
+    "not know."
+)
+STRICT_NOTE = (
+    "Strict: a command with a field the contract does not define is rejected (`invalid`), as "
+    "Vapi's schema rejects it."
+)
+
+
+def open_for_additions(node: Any) -> Any:
+    """`node` without any `additionalProperties: false` (msgspec writes one for every Struct
+    that forbids unknown fields, which the worker's own Structs do)."""
+    if isinstance(node, dict):
+        return {
+            k: open_for_additions(v)
+            for k, v in node.items()
+            if not (k == "additionalProperties" and v is False)
+        }
+    if isinstance(node, list):
+        return [open_for_additions(item) for item in node]
+    return node
 
 
 def render(document: SchemaDocument) -> str:

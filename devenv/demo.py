@@ -8,8 +8,8 @@ from typing import Any
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 
+from session_client.connection import kafka_client_params, partitions_of
 from worker.app import Worker
-from worker.kafka_connection import kafka_client_params, partitions_of
 from worker.ops.topics import ensure_topics
 from worker.settings import Settings
 

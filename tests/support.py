@@ -17,8 +17,8 @@ from typing import Any, Self
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from devenv.services import Services, open_services
+from session_client.connection import KafkaConnection, kafka_client_params, partitions_of
 from worker.app import Worker
-from worker.kafka_connection import KafkaConnection, kafka_client_params, partitions_of
 from worker.ops.topics import ensure_topics
 from worker.settings import Settings
 from worker.snapshot_codec import unpack_snapshot

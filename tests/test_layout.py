@@ -1,5 +1,6 @@
-"""Imports go one way: `contracts` imports nothing of the project, the `worker` package nothing
-of the checkout-only folders, so that the wheel and the image work without them."""
+"""Imports go one way: `contracts` imports nothing of the project, the client kit
+(`session_client`) only `contracts`, so that it installs without the worker, and the `worker`
+package nothing of the checkout-only folders, so that its wheel and image work without them."""
 
 import ast
 from pathlib import Path
@@ -8,7 +9,8 @@ import pytest
 
 ROOT = Path(__file__).resolve().parents[1]
 FORBIDDEN = {
-    "contracts": ("worker", "devenv", "bench", "tests"),
+    "contracts": ("session_client", "worker", "devenv", "bench", "tests"),
+    "session_client": ("worker", "devenv", "bench", "tests"),  # installable without the worker
     "worker": ("devenv", "bench", "tests"),
 }
 

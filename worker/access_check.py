@@ -26,8 +26,8 @@ from aiokafka.errors import (
 from aiokafka.protocol.admin import SaslHandShakeRequest
 from redis.exceptions import AuthenticationError, ConnectionError, RedisError, ResponseError
 
+from session_client.connection import KafkaConnection, kafka_client_params
 from worker.errors import AccessDeniedError
-from worker.kafka_connection import KafkaConnection, kafka_client_params
 from worker.redis_client import RedisClient
 from worker.settings import Settings
 

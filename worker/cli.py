@@ -13,7 +13,7 @@ import signal
 import sys
 from collections.abc import Sequence
 from dataclasses import fields
-from typing import IO, TYPE_CHECKING, get_args
+from typing import IO, TYPE_CHECKING, Any, NoReturn, get_args
 
 import structlog
 from aiokafka.errors import KafkaError
@@ -78,10 +78,42 @@ def _position(text: str) -> tuple[int, int]:
         raise argparse.ArgumentTypeError(str(exc)) from None
 
 
+def version_line() -> str:
+    """What `--version` prints: the release (the VERSION file the package was built from) and the
+    Redis record format it writes, which decides whether two releases may run side by side."""
+    from worker.metrics import running_version
+    from worker.session_record import RECORD_FORMAT
+
+    return f"session-worker {running_version()} (record format {RECORD_FORMAT})"
+
+
+class _VersionAction(argparse.Action):
+    """argparse's `action="version"`, but the line is built only when asked for: it imports
+    worker.metrics (prometheus_client, ~40 ms) that an exec probe's `check` does not need."""
+
+    def __init__(self, option_strings: Sequence[str], dest: str, **kwargs: Any) -> None:
+        super().__init__(option_strings, dest, nargs=0, default=argparse.SUPPRESS, **kwargs)
+
+    def __call__(
+        self,
+        parser: argparse.ArgumentParser,
+        namespace: argparse.Namespace,
+        values: str | Sequence[Any] | None,
+        option_string: str | None = None,
+    ) -> NoReturn:
+        print(version_line())
+        parser.exit()
+
+
 def build_parser() -> argparse.ArgumentParser:
     parser = argparse.ArgumentParser(
         prog="session-worker",
         description="Keeps Vapi sessions in Redis and emits their lifecycle events to Kafka.",
+    )
+    parser.add_argument(
+        "--version",
+        action=_VersionAction,
+        help="print the version and the Redis record format it writes, and exit",
     )
     sub = parser.add_subparsers(dest="command", required=True, metavar="COMMAND")
 

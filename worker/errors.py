@@ -1,18 +1,12 @@
 """One error hierarchy for the worker; ``retriable`` tells the loop to back off and try again."""
 
-from dataclasses import dataclass
-
-from contracts.events import RejectionCode
+from session_client.errors import SettingsError as SettingsError  # the kit raises it too
 
 
 class WorkerError(Exception):
     """Base of every error the worker raises on purpose."""
 
     retriable: bool = False
-
-
-class SettingsError(WorkerError):
-    """A setting has a value the worker cannot run with; the message names the setting."""
 
 
 class AccessDeniedError(WorkerError):
@@ -43,12 +37,3 @@ class ConcurrentChangeError(WorkerError):
 
 class LivenessError(WorkerError):
     """The worker is alive but cannot work (stuck loop, Kafka gone too long): exit, restart."""
-
-
-@dataclass(frozen=True, slots=True)
-class Rejection:
-    """Why a command is not applied: becomes a ``command.rejected`` event and a dead letter."""
-
-    code: RejectionCode
-    message: str
-    path: str | None = None

@@ -11,7 +11,7 @@ import msgspec
 from msgspec import UNSET, Struct, UnsetType
 
 from contracts.events import RejectionError
-from worker.errors import Rejection
+from contracts.rejection import Rejection
 
 # Fixed namespace: event ids are UUIDv5 of what caused the event, stable across releases.
 _EVENT_NAMESPACE = uuid.UUID("6f0e3a52-52d4-4f0c-9a59-3c9e4b7d2a10")

@@ -34,7 +34,9 @@ Gauges:
   sent yet; sampled.
 - `session_worker_expiry_overdue_seconds`: how long ago the oldest of that backlog was due
   (0 when there is none); sampled.
-- `session_worker_build_info{version}`: always 1; the running version.
+- `session_worker_build_info{version, record_format}`: always 1; the running version (the
+  `VERSION` file it was built from) and the Redis record format it writes
+  (`worker.session_record.RECORD_FORMAT`; CHANGELOG.md says which release wrote which).
 
 Sampled gauges are refreshed by `worker.sampling.run_samplers` (lag every few seconds, Redis
 counts every `SW_SAMPLE_INTERVAL_S`). Every `Metrics` has its own `CollectorRegistry`, so several
@@ -45,6 +47,7 @@ import bisect
 import collections
 from collections.abc import Iterable, Sequence
 from importlib.metadata import PackageNotFoundError, version
+from pathlib import Path
 from typing import Protocol
 
 from aiokafka.errors import KafkaError
@@ -52,6 +55,7 @@ from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
 from redis.exceptions import RedisError
 
 from worker.errors import ConcurrentChangeError, StoreUnavailableError
+from worker.session_record import RECORD_FORMAT
 
 # Buckets in seconds. A batch is milliseconds when healthy and seconds under load or retries.
 BATCH_SECONDS_BUCKETS = (0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30.0)
@@ -189,8 +193,12 @@ class Metrics:
             ["where"],
             registry=r,
         )
-        self.build = Info("session_worker_build", "The running version.", registry=r)
-        self.build.info({"version": _version()})
+        self.build = Info(
+            "session_worker_build",
+            "The running version and the Redis record format it writes.",
+            registry=r,
+        )
+        self.build.info({"version": running_version(), "record_format": RECORD_FORMAT})
         self._lag_labels: set[tuple[str, str]] = set()
 
     # -- the command loop --------------------------------------------------------------------
@@ -284,10 +292,21 @@ def _service_of(exc: BaseException) -> str:
     return "other"
 
 
-def _version() -> str:
+# The one source of the version, at the root of a source tree; an installed package carries it
+# in its metadata (pyproject.toml reads this file).
+VERSION_FILE = Path(__file__).resolve().parent.parent / "VERSION"
+
+
+def running_version() -> str:
+    """The installed session-worker's version; from a source tree that was not installed, its
+    VERSION file; "unknown" when neither is there."""
     try:
         return version("session-worker")
-    except PackageNotFoundError:  # running from a source tree that was not installed
+    except PackageNotFoundError:
+        pass
+    try:
+        return VERSION_FILE.read_text(encoding="utf-8").strip() or "unknown"
+    except OSError:
         return "unknown"
 
 

@@ -6,7 +6,7 @@ from typing import Literal, Protocol
 
 import msgspec
 
-from worker.errors import Rejection
+from contracts.rejection import Rejection
 
 Result = Literal["applied", "rejected", "duplicate", "replayed"]
 

@@ -17,10 +17,11 @@ from dataclasses import dataclass
 import msgspec
 
 from contracts.commands import Command, CreateSession
+from contracts.decoding import Decoded, Undecodable, decode_record
 from contracts.events import CommandRejected
+from contracts.rejection import Rejection
 from worker.constants import SESSION_CACHE_SIZE
-from worker.decoding import Decoded, Undecodable, decode_record
-from worker.errors import ConcurrentChangeError, Rejection
+from worker.errors import ConcurrentChangeError
 from worker.eventing import (
     command_event_id,
     encode_snapshot,

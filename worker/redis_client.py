@@ -20,7 +20,7 @@ from redis.backoff import ExponentialBackoff
 from redis.exceptions import ConnectionError as RedisConnectionError
 from redis.exceptions import TimeoutError as RedisTimeoutError
 
-from worker.secret import reveal
+from session_client.secret import reveal
 from worker.settings import Settings
 
 REDIS_TIMEOUT_S = 5.0  # longer than any healthy round trip; short enough to retry soon

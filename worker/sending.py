@@ -5,6 +5,7 @@ import asyncio
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
 
+from contracts.rejection import Rejection
 from contracts.wire import (
     HEADER_ERROR_CODE,
     HEADER_ERROR_MESSAGE,
@@ -14,7 +15,6 @@ from contracts.wire import (
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 )
-from worker.errors import Rejection
 from worker.outcome import Outcome
 from worker.partitioning import partition_of
 

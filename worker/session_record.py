@@ -10,6 +10,17 @@ from dataclasses import dataclass
 
 from worker.snapshot_codec import unpack_snapshot
 
+# The Redis record format this worker writes: the key layout and the snapshot encoding together,
+# numbered in the order releases introduced them (CHANGELOG.md has each release's). Every
+# release reads all the formats before its own; no release reads a later one, so a change here
+# means no rolling upgrade and no rollback once written. Shown by `session-worker --version`
+# and `session_worker_build_info{record_format}`.
+#   1  0.1.0  plain JSON live record `s:<id>`; meta HASH `m:<id>`; copy in `a:<id>` (`\x01`)
+#   2  0.2.0  live record and `a:<id>` copy zstd with the structure dictionary (`\x02`)
+#   3  0.3.0  one record `r:<id>` (this layout) instead of `m:` and `a:`; snapshots `\x02`
+#   4  0.4.0  the same record; snapshots zstd with the trained dictionary (`\x03`)
+RECORD_FORMAT = "4"
+
 
 @dataclass(frozen=True, slots=True)
 class SessionRecord:

@@ -19,10 +19,11 @@ from typing import Any
 from urllib.parse import urlparse
 
 from contracts import wire
+from session_client.connection import KafkaConnection, kafka_client_params
+from session_client.environment import read_variable
+from session_client.secret import Secret, split_url_credentials
 from worker import constants
 from worker.errors import SettingsError
-from worker.kafka_connection import KafkaConnection, kafka_client_params
-from worker.secret import Secret, split_url_credentials
 
 
 @dataclass(frozen=True, slots=True)
@@ -170,46 +171,12 @@ ENV: dict[str, str] = {
 SECRET_FIELDS = frozenset(
     {"kafka_sasl_password", "kafka_ssl_key_password", "redis_password", "redis_url"}
 )
-FILE_SUFFIX = "_FILE"
 
 
 def read_env(source: Mapping[str, str], name: str) -> str | None:
     """The raw text of setting `name` (a field name): from its variable or, for a secret, from
-    the file its `<NAME>_FILE` variable names (one trailing newline dropped); both is an error."""
-    env = ENV[name]
-    raw = source.get(env)
-    if name not in SECRET_FIELDS:
-        return raw
-    path = source.get(env + FILE_SUFFIX)
-    if not path:
-        return raw
-    if raw:
-        raise SettingsError(f"{env} and {env}{FILE_SUFFIX} are both set; set one of them")
-    try:
-        with open(path, encoding="utf-8") as handle:
-            text = handle.read()
-    except OSError as exc:
-        raise SettingsError(
-            f"{env}{FILE_SUFFIX}={path!r}: cannot read it ({exc.strerror or type(exc).__name__})"
-        ) from None
-    except UnicodeDecodeError:
-        raise SettingsError(f"{env}{FILE_SUFFIX}={path!r}: not UTF-8 text") from None
-    text = text.removesuffix("\n").removesuffix("\r")
-    if not text:
-        raise SettingsError(f"{env}{FILE_SUFFIX}={path!r}: the file is empty")
-    return text
-
-
-def kafka_connection_from_env(env: Mapping[str, str] | None = None) -> KafkaConnection:
-    """Only the `KAFKA_*` connection settings, for clients of the worker (the client kit)."""
-    source = os.environ if env is None else env
-    values: dict[str, Any] = {}
-    for f in fields(Settings):
-        if f.name.startswith("kafka_"):
-            raw = read_env(source, f.name)
-            if raw:
-                values[f.name.removeprefix("kafka_")] = raw
-    return KafkaConnection(**values)
+    the file its `<NAME>_FILE` variable names (the rule the client kit follows too)."""
+    return read_variable(source, ENV[name], secret=name in SECRET_FIELDS)
 
 
 _LOG_LEVELS = {"debug", "info", "warning", "error"}

@@ -8,8 +8,8 @@ still as it was seen.
 import msgspec
 
 from contracts.commands import Command, CreateSession, DeleteSession, UpdateSession
+from contracts.rejection import Rejection
 from contracts.session import Session
-from worker.errors import Rejection
 from worker.snapshot import changes_anything, new_session, updated_session
 
 _session_decoder = msgspec.json.Decoder(Session)

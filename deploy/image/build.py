@@ -1,4 +1,4 @@
-"""Builds deploy/Dockerfile as `session-worker:<version>` (the version from pyproject.toml): what
+"""Builds deploy/Dockerfile as `session-worker:<version>` (the version from the VERSION file): what
 `make image` runs, as `python -m deploy.image.build [--base IMAGE]`.
 
 With a Docker engine that answers, `docker build`; otherwise buildah, which needs no daemon
@@ -14,7 +14,6 @@ import re
 import subprocess
 import sys
 import time
-import tomllib
 from pathlib import Path
 
 from deploy.image import base
@@ -34,8 +33,9 @@ PIP_CONFIG_FILES = (
 
 
 def project_version() -> str:
-    with (ROOT / "pyproject.toml").open("rb") as f:
-        return str(tomllib.load(f)["project"]["version"])
+    """The release: the VERSION file, which pyproject.toml, the client kit and the
+    kustomization's image tag all follow."""
+    return (ROOT / "VERSION").read_text(encoding="utf-8").strip()
 
 
 def image_tag() -> str:

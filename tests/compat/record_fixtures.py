@@ -32,8 +32,8 @@ from contracts.payloads import (
     ImportTwilioPhoneNumberDTO,
     UpdateSessionDTO,
 )
+from session_client import CommandPublisher
 from tests.support import WorkerHarness, fresh_settings, services_for_tests
-from worker.client import CommandPublisher
 
 FIXTURES = Path(__file__).parent / "fixtures"
 ORG = "org-compat"

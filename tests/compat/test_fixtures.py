@@ -17,9 +17,11 @@ from jsonschema import (  # type: ignore[import-untyped]  # no stubs in the dev 
     Draft202012Validator,
 )
 
+from contracts.decoding import Decoded, decode_record
 from contracts.events import CommandRejected, RejectionCode, event_decoder
 from contracts.schema import SCHEMA_DIR
 from contracts.wire import CONTRACT_VERSION, MAX_RECORD_BYTES
+from session_client import EVENT_TYPES, UnknownEvent, encode_command, read_event
 from tests.compat.releases import (
     COMMAND_FILES,
     EVENT_FILES,
@@ -28,8 +30,6 @@ from tests.compat.releases import (
     fixture_id,
     major,
 )
-from worker.client import EVENT_TYPES, UnknownEvent, encode_command, read_event
-from worker.decoding import Decoded, decode_record
 
 
 @cache

@@ -24,22 +24,7 @@ import msgspec.inspect as mi
 import pytest
 
 from contracts.commands import Command, command_decoder
-from contracts.fields import (
-    DETECTED_THREATS_MAX_ITEMS,
-    HOOKS_MAX_ITEMS,
-    MAX_NESTING_DEPTH,
-    MESSAGES_MAX_ITEMS,
-    TOOL_CALLS_MAX_ITEMS,
-)
-from tests.factories import (
-    CANARY_API_SECRET,
-    CANARY_AUTH_TOKEN,
-    CANARY_SERVER_SECRET,
-    create_command,
-    delete_command,
-    update_command,
-)
-from worker.decoding import (
+from contracts.decoding import (
     DUPLICATE_KEY,
     MESSAGE_MAX_CHARS,
     TOO_DEEP,
@@ -48,7 +33,22 @@ from worker.decoding import (
     Undecodable,
     decode_record,
 )
-from worker.json_guards import deeper_than, duplicate_key, encodes_only_keys_it_decoded
+from contracts.fields import (
+    DETECTED_THREATS_MAX_ITEMS,
+    HOOKS_MAX_ITEMS,
+    MAX_NESTING_DEPTH,
+    MESSAGES_MAX_ITEMS,
+    TOOL_CALLS_MAX_ITEMS,
+)
+from contracts.json_guards import deeper_than, duplicate_key, encodes_only_keys_it_decoded
+from tests.factories import (
+    CANARY_API_SECRET,
+    CANARY_AUTH_TOKEN,
+    CANARY_SERVER_SECRET,
+    create_command,
+    delete_command,
+    update_command,
+)
 
 MAX_BYTES = 1_048_576
 SID = "s-hostile-1"

@@ -13,8 +13,8 @@ import msgspec
 import pytest
 
 from contracts.commands import Command, DeleteSession
+from contracts.decoding import Decoded, Ids, Undecodable, decode_record
 from contracts.payloads import CreateSessionDTO, UpdateSessionDTO
-from worker.decoding import Decoded, Ids, Undecodable, decode_record
 
 SID = "5b0c7c5e-4f59-4f4e-9d0a-3b8f0f6e2a11"
 CID = "c-7f3a"

@@ -22,8 +22,8 @@ from referencing.jsonschema import DRAFT7
 from contracts import asyncapi
 from contracts.commands import COMMAND_TYPES, CreateSession
 from contracts.payloads import CreateSessionDTO
+from session_client import EVENT_TYPES, encode_command
 from tests.compat.releases import COMMAND_FILES, EVENT_FILES, fixture_id
-from worker.client import EVENT_TYPES, encode_command
 from worker.ops.topics import plan
 from worker.settings import Settings
 

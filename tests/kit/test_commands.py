@@ -7,11 +7,11 @@ import msgspec
 import pytest
 
 from contracts.commands import CreateSession, DeleteSession, UpdateSession
+from contracts.decoding import Decoded, Undecodable, decode_record
 from contracts.fields import MAX_NESTING_DEPTH, MESSAGES_MAX_ITEMS
 from contracts.messages import DeveloperMessage, UserMessage
 from contracts.payloads import CreateSessionDTO, UpdateSessionDTO
-from worker.client import CommandPublisher, InvalidCommandError, encode_command, new_command_id
-from worker.decoding import Decoded, Undecodable, decode_record
+from session_client import CommandPublisher, InvalidCommandError, encode_command, new_command_id
 
 
 def create(**payload: Any) -> CreateSession:

@@ -14,9 +14,9 @@ from contracts.events import (
     SessionExpired,
     SessionUpdated,
 )
+from session_client import InvalidEventError, RecentIds, UnknownEvent, event_type, read_event
+from session_client.example_view import SessionView, describe
 from tests.compat.releases import RELEASES
-from worker.client import InvalidEventError, RecentIds, UnknownEvent, event_type, read_event
-from worker.client.example_view import SessionView, describe
 
 EVENTS = RELEASES[-1] / "events"
 

@@ -16,10 +16,10 @@ from pathlib import Path
 
 import pytest
 
+from contracts.decoding import Decoded, decode_record
+from session_client import read_event
+from session_client.events import event_type
 from tests.support import TopicReader, WorkerHarness
-from worker.client import read_event
-from worker.client.events import event_type
-from worker.decoding import Decoded, decode_record
 from worker.settings import Settings
 
 ROOT = Path(__file__).parents[2]

@@ -15,11 +15,11 @@ from jsonschema import Draft7Validator  # type: ignore[import-untyped]  # no stu
 
 from contracts import asyncapi
 from contracts.commands import Command, CreateSession, DeleteSession, UpdateSession
+from contracts.decoding import Decoded, decode_record
 from contracts.events import CommandRejected, SessionUpdated
 from contracts.payloads import CreateSessionDTO, UpdateSessionDTO
-from tests.factories import new_id
-from tests.support import TopicReader, WorkerHarness
-from worker.client import (
+from contracts.rejection import Rejection
+from session_client import (
     CommandPublisher,
     Delivery,
     InvalidCommandError,
@@ -28,9 +28,9 @@ from worker.client import (
     event_type,
     read_event,
 )
-from worker.client.example_view import SessionView, follow
-from worker.decoding import Decoded, decode_record
-from worker.errors import Rejection
+from session_client.example_view import SessionView, follow
+from tests.factories import new_id
+from tests.support import TopicReader, WorkerHarness
 
 pytestmark = pytest.mark.asyncio(loop_scope="function")
 

@@ -1,8 +1,11 @@
 """Every command explains itself."""
 
+from pathlib import Path
+
 import pytest
 
 from worker.cli import build_parser, main
+from worker.session_record import RECORD_FORMAT
 
 COMMANDS = ["run", "topics", "publish", "tail", "get", "dlq", "check"]
 
@@ -26,3 +29,16 @@ def test_checkout_tools_are_not_operator_commands(capsys: pytest.CaptureFixture[
         with pytest.raises(SystemExit) as exited:
             main([tool])
         assert exited.value.code == 2
+
+
+def test_version_prints_the_release_and_the_record_format(
+    capsys: pytest.CaptureFixture[str],
+) -> None:
+    release = (Path(__file__).resolve().parents[2] / "VERSION").read_text(encoding="utf-8").strip()
+    with pytest.raises(SystemExit) as exited:
+        main(["--version"])
+    assert exited.value.code == 0
+    printed = capsys.readouterr().out
+    assert printed == f"session-worker {release} (record format {RECORD_FORMAT})\n", (
+        f"VERSION says {release}: an older install? `make install` reinstalls"
+    )

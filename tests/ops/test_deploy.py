@@ -21,7 +21,7 @@ ROOT = Path(__file__).resolve().parents[2]
 DEPLOY = ROOT / "deploy"
 K8S = DEPLOY / "k8s"
 SETTING_NAME = re.compile(r"\b((?:SW|KAFKA|REDIS)_[A-Z0-9_]+)\b")
-# Read by the example token provider (worker.kafka_oauth:FileTokenProvider), not by the settings.
+# Read by the example token provider (session_client.oauth:FileTokenProvider), not by the settings.
 PROVIDER_SETTINGS = {"KAFKA_SASL_OAUTH_TOKEN_FILE"}
 # KEDA's Kafka scaler spells the SASL mechanisms its own way.
 KEDA_SASL = {
@@ -358,6 +358,18 @@ def test_compose_runs_kraft_kafka_redis_topics_once_and_three_workers() -> None:
     Settings.from_env({k: str(v) for k, v in env.items()})
     assert env["KAFKA_BOOTSTRAP_SERVERS"] == "kafka:9092"
     assert "kafka:9092" in kafka["KAFKA_ADVERTISED_LISTENERS"]
+
+
+def test_the_kustomization_deploys_the_image_of_the_version_file() -> None:
+    # `make image` tags session-worker:<VERSION> (deploy/image/build.py); the kustomization must
+    # deploy that tag, so a release changes VERSION and newTag together.
+    release = (ROOT / "VERSION").read_text(encoding="utf-8").strip()
+    kustomization = yaml.safe_load((K8S / "kustomization.yaml").read_text())
+    (image,) = [i for i in kustomization["images"] if i["name"] == "session-worker"]
+    assert str(image["newTag"]) == release, (
+        f"deploy/k8s/kustomization.yaml deploys session-worker:{image['newTag']}, "
+        f"but VERSION says {release}"
+    )
 
 
 def test_the_dockerfile_is_multi_stage_slim_non_root_and_copies_what_exists() -> None:

@@ -43,7 +43,8 @@ async def test_metrics_are_served_in_the_prometheus_format(server: HttpServer) -
     server.metrics.observe_batch(3, 0.01)
     status, body = await http_get(server.port, "/metrics")
     assert status == 200
-    assert 'session_worker_build_info{version="' in body
+    assert 'session_worker_build_info{record_format="' in body
+    assert ',version="' in body
     assert "session_worker_batch_records_count 1.0" in body
     assert "# TYPE session_worker_commands_total counter" in body
 

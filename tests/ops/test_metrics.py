@@ -3,15 +3,20 @@
 import random
 import re
 from dataclasses import dataclass
+from importlib.metadata import PackageNotFoundError
+from pathlib import Path
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
 from prometheus_client import CollectorRegistry, Histogram
 
 import worker.metrics
-from worker.errors import ConcurrentChangeError, Rejection, StoreUnavailableError
+from contracts.rejection import Rejection
+from worker.errors import ConcurrentChangeError, StoreUnavailableError
 from worker.metrics import Metrics, observe_many
 from worker.outcome import Outcome
+from worker.session_record import RECORD_FORMAT
+from worker.snapshot_codec import pack_snapshot
 
 SUFFIXES = {
     "counter": ("_total", "_created"),
@@ -19,6 +24,7 @@ SUFFIXES = {
     "gauge": ("",),
     "info": ("_info",),
 }
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def exposed_names(metrics: Metrics) -> set[str]:
@@ -66,6 +72,46 @@ def test_the_docstring_lists_every_metric_and_nothing_else() -> None:
     public = {"counter": "_total", "info": "_info"}
     families = {f.name + public.get(f.type, "") for f in Metrics().registry.collect()}
     assert documented == families
+
+
+def test_build_info_shows_the_version_file_and_the_record_format() -> None:
+    # The installed metadata is made from VERSION; a difference means an install older than the
+    # checkout (`make install` reinstalls when VERSION changes).
+    release = (ROOT / "VERSION").read_text(encoding="utf-8").strip()
+    m = Metrics()
+    (family,) = [f for f in m.registry.collect() if f.name == "session_worker_build"]
+    (sample,) = family.samples
+    assert sample.labels == {"version": release, "record_format": RECORD_FORMAT}, (
+        f"VERSION says {release}: an older install? `make install` reinstalls"
+    )
+    assert sample.value == 1
+
+
+def test_the_version_falls_back_to_the_version_file_when_not_installed(
+    monkeypatch: pytest.MonkeyPatch,
+) -> None:
+    def not_installed(name: str) -> str:
+        raise PackageNotFoundError(name)
+
+    monkeypatch.setattr(worker.metrics, "version", not_installed)
+    release = (ROOT / "VERSION").read_text(encoding="utf-8").strip()
+    assert worker.metrics.running_version() == release
+    monkeypatch.setattr(worker.metrics, "VERSION_FILE", ROOT / "no-such-file")
+    assert worker.metrics.running_version() == "unknown"
+
+
+def test_the_changelog_names_this_release_and_its_record_format() -> None:
+    # A new snapshot format byte or record layout is a new RECORD_FORMAT, a new minor release
+    # (before 1.0) and a CHANGELOG entry saying what its upgrade needs.
+    assert pack_snapshot(b"{}")[:1] == b"\x03"
+    assert RECORD_FORMAT == "4"
+    release = (ROOT / "VERSION").read_text(encoding="utf-8").strip()
+    changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
+    releases = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", changelog, re.MULTILINE)
+    assert releases[0] == release, "the newest CHANGELOG entry is not the VERSION file's"
+    newest = changelog.split(f"## [{release}]", 1)[1].split("\n## [", 1)[0]
+    assert f"Writes record format {RECORD_FORMAT}" in newest
+    assert "### Upgrading" in newest
 
 
 def test_every_worker_has_its_own_registry() -> None:

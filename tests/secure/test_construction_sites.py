@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from worker.kafka_connection import kafka_client_params
+from session_client.connection import kafka_client_params
 from worker.settings import Settings
 
 ROOT = Path(__file__).resolve().parents[2]
-SCANNED = ("worker", "devenv", "bench")  # the package, the demo and launchers, the benchmark
+SCANNED = ("worker", "session_client", "devenv", "bench")  # both packages, demo, benchmark
 CLIENTS = frozenset({"AIOKafkaConsumer", "AIOKafkaProducer", "AIOKafkaAdminClient"})
 ADAPTERS = frozenset({"kafka_client_params", "to_consumer_params", "to_producer_params"})
 CONNECTION_KEYWORDS = frozenset(
@@ -93,8 +93,8 @@ def test_every_aiokafka_client_takes_its_connection_from_the_adapter() -> None:
         "bench/offered.py",
         "bench/baselines.py",
         "bench/runner.py",
-        "worker/client/publisher.py",
-        "worker/client/example_view.py",
+        "session_client/publisher.py",
+        "session_client/example_view.py",
     }
     assert expected_files <= found.keys(), f"no client found in {expected_files - found.keys()}"
 

@@ -8,20 +8,25 @@ from pathlib import Path
 import pytest
 from aiokafka.abc import AbstractTokenProvider
 
+from session_client.connection import (
+    KafkaConnection,
+    kafka_client_params,
+    kafka_connection_from_env,
+    token_provider,
+)
+from session_client.oauth import FileTokenProvider
+from session_client.secret import MASK, Secret, masked_url, split_url_credentials
 from tests.secure.access import leaks
 from tests.secure.canary import ALL_SECRETS, KAFKA_PASSWORD, KEY_PASSWORD, REDIS_PASSWORD
 from worker.cli import build_parser
 from worker.errors import SettingsError
-from worker.kafka_connection import KafkaConnection, kafka_client_params, token_provider
-from worker.kafka_oauth import FileTokenProvider
 from worker.redis_client import (
     HiredisPackingConnection,
     connect_redis,
     redis_auth_params,
     uses_hiredis_packing,
 )
-from worker.secret import MASK, Secret, masked_url, split_url_credentials
-from worker.settings import ENV, SECRET_FIELDS, Settings, kafka_connection_from_env
+from worker.settings import ENV, SECRET_FIELDS, Settings
 
 
 def sasl_ssl_env(**extra: str) -> dict[str, str]:

@@ -20,6 +20,8 @@ from devenv.pki import Pki
 from devenv.ports import free_port
 from devenv.redis_cluster import LocalRedisCluster
 from devenv.redis_local import LocalRedis
+from session_client import CommandPublisher, kafka_connection_from_env
+from session_client.example_view import SessionView, follow
 from tests.factories import create_command, new_id
 from tests.ops.helpers import http_get
 from tests.secure.access import (
@@ -35,8 +37,6 @@ from tests.secure.access import (
 )
 from tests.secure.canary import KAFKA_PASSWORD, REDIS_PASSWORD
 from tests.support import Record, TopicReader, WorkerHarness
-from worker.client import CommandPublisher, kafka_connection_from_env
-from worker.client.example_view import SessionView, follow
 from worker.ops.get import describe_session
 from worker.redis_client import HiredisPackingConnection, connect_redis
 from worker.settings import Settings
@@ -181,7 +181,7 @@ async def test_a_create_with_oauthbearer_tokens_from_a_file(
         "KAFKA_BOOTSTRAP_SERVERS": secured_kafka.sasl_plaintext_bootstrap,
         "KAFKA_SECURITY_PROTOCOL": "SASL_PLAINTEXT",
         "KAFKA_SASL_MECHANISM": "OAUTHBEARER",
-        "KAFKA_SASL_OAUTH_TOKEN_PROVIDER": "worker.kafka_oauth:FileTokenProvider",
+        "KAFKA_SASL_OAUTH_TOKEN_PROVIDER": "session_client.oauth:FileTokenProvider",
         **tls_acl_redis(secured_redis.url, pki, tmp_path),
         **topics_env(),
     }

@@ -8,10 +8,10 @@ from aiokafka import AIOKafkaProducer
 from aiokafka.partitioner import DefaultPartitioner
 from aiokafka.partitioner import murmur2 as aiokafka_murmur2
 
+from contracts.rejection import Rejection
+from session_client.connection import partitions_of
 from tests.factories import new_id
 from tests.support import CommandRecord, TopicReader
-from worker.errors import Rejection
-from worker.kafka_connection import partitions_of
 from worker.outcome import Outcome
 from worker.partitioning import murmur2, partition_of
 from worker.sending import EventPublisher

@@ -12,6 +12,7 @@ from typing import Any
 import pytest
 import redis.asyncio as aioredis
 
+from contracts.decoding import DUPLICATE_KEY, MESSAGE_MAX_CHARS, TOO_DEEP
 from tests.factories import (
     CANARY_API_SECRET,
     CANARY_AUTH_TOKEN,
@@ -23,7 +24,6 @@ from tests.factories import (
     update_command,
 )
 from tests.support import Record, WorkerHarness, WorkerProcess, stored_session
-from worker.decoding import DUPLICATE_KEY, MESSAGE_MAX_CHARS, TOO_DEEP
 from worker.keys import KeySpace
 from worker.session_record import parse_record
 from worker.snapshot_codec import unpack_snapshot

@@ -12,11 +12,11 @@ import redis.asyncio as aioredis
 from aiokafka import AIOKafkaProducer
 from structlog.testing import capture_logs
 
+from session_client.connection import partitions_of
 from tests.factories import new_id
 from tests.support import TopicReader
 from worker.clock import now_ms
 from worker.expiry import ExpirySweeper
-from worker.kafka_connection import partitions_of
 from worker.keys import KeySpace, bucket_of
 from worker.metrics import Metrics
 from worker.partitioning import partition_of

@@ -11,8 +11,8 @@ from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
 
+from session_client.connection import kafka_client_params
 from worker.access_check import verify_kafka, verify_redis
-from worker.kafka_connection import kafka_client_params
 from worker.redis_client import REDIS_TIMEOUT_S, connect_redis
 from worker.settings import Settings
 

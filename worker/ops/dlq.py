@@ -26,8 +26,8 @@ from contracts.wire import (
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
 )
+from session_client.connection import kafka_client_params, partitions_of
 from worker.clock import iso_ms
-from worker.kafka_connection import kafka_client_params, partitions_of
 from worker.settings import Settings
 
 POLL_MS = 500

@@ -12,7 +12,7 @@ from typing import TextIO
 import msgspec
 from aiokafka import AIOKafkaConsumer, TopicPartition
 
-from worker.kafka_connection import kafka_client_params, partitions_of
+from session_client.connection import kafka_client_params, partitions_of
 from worker.settings import Settings
 
 POLL_MS = 500  # how often the stop event is looked at while the topic is quiet

@@ -14,7 +14,7 @@ from aiokafka.admin.config_resource import ConfigResource, ConfigResourceType
 from aiokafka.errors import TopicAlreadyExistsError
 
 from contracts.wire import COMMANDS_TOPIC, DEAD_LETTER_TOPIC, EVENTS_TOPIC, RETENTION_MS
-from worker.kafka_connection import kafka_client_params
+from session_client.connection import kafka_client_params
 from worker.settings import Settings
 
 READY_TIMEOUT_S = 30.0  # a new topic needs its partition leaders elected before use

@@ -2,7 +2,7 @@
 
     KAFKA_SECURITY_PROTOCOL=SASL_SSL
     KAFKA_SASL_MECHANISM=OAUTHBEARER
-    KAFKA_SASL_OAUTH_TOKEN_PROVIDER=worker.kafka_oauth:FileTokenProvider
+    KAFKA_SASL_OAUTH_TOKEN_PROVIDER=session_client.oauth:FileTokenProvider
     KAFKA_SASL_OAUTH_TOKEN_FILE=/var/run/secrets/kafka/token
 
 The file is read on every call (each new broker connection), so whatever writes it (a sidecar
@@ -17,7 +17,7 @@ from pathlib import Path
 
 from aiokafka.abc import AbstractTokenProvider
 
-from worker.errors import SettingsError
+from session_client.errors import SettingsError
 
 TOKEN_FILE_ENV = "KAFKA_SASL_OAUTH_TOKEN_FILE"  # noqa: S105 - a variable's name
 

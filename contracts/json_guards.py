@@ -1,7 +1,7 @@
 """Structural checks msgspec does not make: nesting depth and repeated object keys.
 
 Both run on every record that decodes, so both are cheap unless the record is unusual; see
-`worker.decoding` for why each matters.
+`contracts.decoding` for why each matters.
 """
 
 import json

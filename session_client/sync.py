@@ -20,9 +20,9 @@ from typing import Any, Self, TypeVar
 
 from contracts.commands import Command
 from contracts.wire import COMMANDS_TOPIC, MAX_RECORD_BYTES
-from worker.client.commands import CommandRecord
-from worker.client.publisher import CommandPublisher, Delivery
-from worker.kafka_connection import KafkaConnection
+from session_client.commands import CommandRecord
+from session_client.connection import KafkaConnection
+from session_client.publisher import CommandPublisher, Delivery
 
 T = TypeVar("T")
 

@@ -23,8 +23,8 @@ import msgspec.inspect as mi
 
 from contracts.commands import COMMAND_TYPES, Command, command_decoder
 from contracts.fields import MAX_NESTING_DEPTH
-from worker.errors import Rejection
-from worker.json_guards import deeper_than, duplicate_key, encodes_only_keys_it_decoded, member
+from contracts.json_guards import deeper_than, duplicate_key, encodes_only_keys_it_decoded, member
+from contracts.rejection import Rejection
 
 _PATH = re.compile(r" - at `(\$[^`]*)`$")
 # msgspec names the object, not the field, for these two; the path should end at the field.

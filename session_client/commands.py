@@ -1,7 +1,7 @@
 """A command Struct to the exact record the worker expects, checked the way the worker checks it.
 
 `encode_command` builds the value (msgspec JSON of the Struct), the key (its sessionId, UTF-8)
-and the headers, then runs the value through `worker.decoding.decode_record`: the decoder the
+and the headers, then runs the value through `contracts.decoding.decode_record`: the decoder the
 worker runs on every record, with the same limits. A command the worker would reject raises
 `InvalidCommandError` with the rejection the worker would give (code, message, path), so it never
 reaches Kafka. Building a Struct does not check its constraints (msgspec checks them on decode),
@@ -14,14 +14,14 @@ from dataclasses import dataclass
 import msgspec
 
 from contracts.commands import Command
+from contracts.decoding import Decoded, decode_record
 from contracts.wire import (
     CONTENT_TYPE_JSON,
     HEADER_COMMAND_TYPE,
     HEADER_CONTENT_TYPE,
     MAX_RECORD_BYTES,
 )
-from worker.client.errors import InvalidCommandError
-from worker.decoding import Decoded, decode_record
+from session_client.errors import InvalidCommandError
 
 _encoder = msgspec.json.Encoder()
 

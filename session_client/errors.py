@@ -4,18 +4,23 @@ Kafka failures are not wrapped: aiokafka's `KafkaError` reaches the caller as it
 `retriable` flag), and a retry is always safe because `commandId` is the idempotency key.
 """
 
-from worker.decoding import Ids
-from worker.errors import Rejection
+from contracts.decoding import Ids
+from contracts.rejection import Rejection
 
 
 class ClientError(Exception):
     """Base of every error the client kit raises on purpose."""
 
 
+class SettingsError(ClientError, ValueError):
+    """A connection setting (`KAFKA_*`, `REDIS_*`, `SW_*`) has a value that cannot work; the
+    message names the setting and never shows a secret's value. The worker raises it too."""
+
+
 class InvalidCommandError(ClientError, ValueError):
     """The worker would reject this command, so it was not sent.
 
-    `rejection` is exactly what the worker would answer (`worker.decoding.decode_record`, the
+    `rejection` is exactly what the worker would answer (`contracts.decoding.decode_record`, the
     same decoder and limits): `code`, `message` and `path` as in a `command.rejected` event.
     """
 

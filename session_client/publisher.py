@@ -7,7 +7,7 @@ Against a secured Kafka, give a `KafkaConnection` instead of the address; the wo
 settings read from the environment: `CommandPublisher(kafka_connection_from_env())`
 (`KAFKA_BOOTSTRAP_SERVERS`, `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*`, `KAFKA_SSL_*`).
 
-Every command is checked first (`worker.client.commands.encode_command`: the worker's own
+Every command is checked first (`session_client.commands.encode_command`: the worker's own
 decoder and limits), so one the worker would reject raises `InvalidCommandError` and is not
 sent. The producer is the worker's: idempotent, `acks=all`, so `publish` returns only when every
 in-sync replica has the record, and a retry inside the client adds no duplicate and keeps order.
@@ -25,8 +25,8 @@ from aiokafka import AIOKafkaProducer
 
 from contracts.commands import Command
 from contracts.wire import COMMANDS_TOPIC, MAX_RECORD_BYTES
-from worker.client.commands import CommandRecord, encode_command
-from worker.kafka_connection import KafkaConnection, kafka_client_params
+from session_client.commands import CommandRecord, encode_command
+from session_client.connection import KafkaConnection, kafka_client_params
 
 LINGER_MS = 2  # the worker's: batches a burst of publish_many without delaying a lone command
 # Options that carry the kit's delivery promise, or the connection (which comes from the

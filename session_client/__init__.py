@@ -7,14 +7,13 @@ tolerating fields and event types added by later minor versions. `example_view` 
 consumer to copy. Guide, examples and the versioning rule: docs/clients.md.
 """
 
-from worker.client.commands import CommandRecord, encode_command, new_command_id
-from worker.client.errors import ClientError, InvalidCommandError, InvalidEventError
-from worker.client.events import EVENT_TYPES, UnknownEvent, event_type, read_event
-from worker.client.publisher import CommandPublisher, Delivery
-from worker.client.recent import RecentIds
-from worker.client.sync import SyncCommandPublisher
-from worker.kafka_connection import KafkaConnection
-from worker.settings import kafka_connection_from_env
+from session_client.commands import CommandRecord, encode_command, new_command_id
+from session_client.connection import KafkaConnection, kafka_connection_from_env
+from session_client.errors import ClientError, InvalidCommandError, InvalidEventError
+from session_client.events import EVENT_TYPES, UnknownEvent, event_type, read_event
+from session_client.publisher import CommandPublisher, Delivery
+from session_client.recent import RecentIds
+from session_client.sync import SyncCommandPublisher
 
 __all__ = [
     "EVENT_TYPES",

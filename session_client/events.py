@@ -25,7 +25,7 @@ import msgspec
 import msgspec.inspect as mi
 
 from contracts.events import Event, event_decoder
-from worker.client.errors import InvalidEventError
+from session_client.errors import InvalidEventError
 
 
 def _event_structs() -> dict[str, mi.StructType]:

@@ -1,6 +1,6 @@
 """Example consumer: a local view of the live sessions, built from the events topic.
 
-    python -m worker.client.example_view --bootstrap-servers localhost:9092 --until-idle 2
+    python -m session_client.example_view --bootstrap-servers localhost:9092 --until-idle 2
 
 Against a secured Kafka it takes the worker's connection settings from the environment
 (`KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*`, `KAFKA_SSL_*`; see the README).
@@ -8,10 +8,10 @@ Against a secured Kafka it takes the worker's connection settings from the envir
 Prints one line per event (what it did to the view), then the live sessions. The rules every
 consumer of the events topic needs, in `SessionView.apply`:
 
-- read each record with `worker.client.read_event` (tolerant: unknown fields are ignored, an
+- read each record with `session_client.read_event` (tolerant: unknown fields are ignored, an
   unknown event type is skipped);
 - drop a repeated eventId (delivery is at least once), remembering a bounded number of recent
-  ids (`worker.client.recent.RecentIds`, 10 000 by default, about 2 MB);
+  ids (`session_client.recent.RecentIds`, 10 000 by default, about 2 MB);
 - per session, the highest `version` wins: an event at or below the version already applied is
   stale. `session.deleted` / `session.expired` remove the session and leave a bounded tombstone
   (its version and time), so an old event replayed later cannot bring it back, while a create
@@ -47,12 +47,15 @@ from contracts.events import (
 )
 from contracts.session import Session
 from contracts.wire import EVENTS_TOPIC
-from worker.client.errors import InvalidEventError
-from worker.client.events import UnknownEvent, event_type, read_event
-from worker.client.recent import DEFAULT_MAX_IDS, RecentIds
-from worker.errors import SettingsError
-from worker.kafka_connection import KafkaConnection, kafka_client_params, partitions_of
-from worker.settings import kafka_connection_from_env
+from session_client.connection import (
+    KafkaConnection,
+    kafka_client_params,
+    kafka_connection_from_env,
+    partitions_of,
+)
+from session_client.errors import InvalidEventError, SettingsError
+from session_client.events import UnknownEvent, event_type, read_event
+from session_client.recent import DEFAULT_MAX_IDS, RecentIds
 
 SessionEvent = SessionCreated | SessionUpdated | SessionCompleted | SessionDeleted | SessionExpired
 Outcome = Literal["applied", "removed", "duplicate", "stale", "ignored", "invalid"]
@@ -202,7 +205,7 @@ async def run(args: argparse.Namespace, out: TextIO) -> None:
 
 def main(argv: Sequence[str] | None = None) -> int:
     parser = argparse.ArgumentParser(
-        prog="python -m worker.client.example_view",
+        prog="python -m session_client.example_view",
         description="Keep a local view of live sessions from the events topic (an example).",
     )
     parser.add_argument(

@@ -8,7 +8,9 @@ quietly connect in plaintext.
 """
 
 import importlib
+import os
 import ssl
+from collections.abc import Mapping
 from dataclasses import dataclass
 from functools import lru_cache
 from typing import Any, Final
@@ -17,8 +19,9 @@ from aiokafka.abc import AbstractTokenProvider
 from aiokafka.admin import AIOKafkaAdminClient
 from aiokafka.helpers import create_ssl_context
 
-from worker.errors import SettingsError
-from worker.secret import Secret, reveal
+from session_client.environment import read_variable
+from session_client.errors import SettingsError
+from session_client.secret import Secret, reveal
 
 SECURITY_PROTOCOLS: Final = ("PLAINTEXT", "SSL", "SASL_PLAINTEXT", "SASL_SSL")
 SASL_MECHANISMS: Final = ("PLAIN", "SCRAM-SHA-256", "SCRAM-SHA-512", "OAUTHBEARER")
@@ -128,6 +131,21 @@ def _check(c: KafkaConnection) -> None:
             f"KAFKA_SASL_OAUTH_TOKEN_PROVIDER={c.sasl_oauth_token_provider!r}: must be "
             "module:callable"
         )
+
+
+_SECRETS = frozenset({"sasl_password", "ssl_key_password"})
+
+
+def kafka_connection_from_env(env: Mapping[str, str] | None = None) -> KafkaConnection:
+    """A connection from the worker's own variables: `KAFKA_BOOTSTRAP_SERVERS`,
+    `KAFKA_SECURITY_PROTOCOL`, `KAFKA_SASL_*`, `KAFKA_SSL_*`, passwords also from `*_FILE`."""
+    source = os.environ if env is None else env
+    values: dict[str, Any] = {}
+    for name in KafkaConnection.__dataclass_fields__:
+        raw = read_variable(source, "KAFKA_" + name.upper(), secret=name in _SECRETS)
+        if raw:
+            values[name] = raw
+    return KafkaConnection(**values)
 
 
 def kafka_client_params(connection: KafkaConnection) -> dict[str, Any]:
