@@ -24,6 +24,7 @@ from worker.metrics import Metrics
 from worker.probes import HttpServer, health_state, http_server
 from worker.processor import BatchProcessor, Limits
 from worker.redis_client import REDIS_TIMEOUT_S, RedisClient, connect_redis
+from worker.replication import ReplicaBarrier
 from worker.sampling import run_samplers
 from worker.sending import EventPublisher
 from worker.settings import Settings
@@ -47,6 +48,7 @@ class Worker:
         self._stopped = False
         self._redis: RedisClient | None = None
         self._store_redis: RedisClient | None = None
+        self._barrier: ReplicaBarrier | None = None
         self._producer: AIOKafkaProducer | None = None
         self._consumer: AIOKafkaConsumer | None = None
         self.loop: CommandLoop | None = None
@@ -70,6 +72,15 @@ class Worker:
         # The store's own connections: it bounds each round trip itself, not each reply.
         self._store_redis = connect_redis(s, socket_timeouts=False)
         store = SessionStore(self._store_redis, KeySpace(s.key_prefix), s.outbox_ttl_ms)
+        self._barrier = ReplicaBarrier(
+            self._redis,
+            KeySpace(s.key_prefix),
+            min_replicas=s.redis_min_replicas,
+            timeout_ms=s.redis_replica_timeout_ms,
+            wait_aof=s.redis_wait_aof,
+            metrics=self.metrics,
+        )
+        await self._barrier.check()
         self._producer = AIOKafkaProducer(**s.to_producer_params())
         await self._producer.start()
         self._consumer = AIOKafkaConsumer(**s.to_consumer_params())
@@ -91,6 +102,7 @@ class Worker:
             max_poll_interval_ms=s.max_poll_interval_ms,
             metrics=self.metrics,
             health=self.health,
+            barrier=self._barrier,
         )
         self.sweeper = ExpirySweeper(
             store,
@@ -103,6 +115,7 @@ class Worker:
             clock=self._clock,
             metrics=self.metrics,
             buckets=self._owned_buckets,
+            barrier=self._barrier,
         )
         self._consumer.subscribe(
             [s.commands_topic],
@@ -222,6 +235,8 @@ class Worker:
                 log.warning("outbox clean-up at stop failed", error=str(exc))
         if self._producer is not None:
             await self._producer.stop()
+        if self._barrier is not None:
+            await self._barrier.aclose()
         for client in (self._store_redis, self._redis):
             if client is not None:
                 await client.aclose()

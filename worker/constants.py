@@ -50,6 +50,10 @@ SAMPLE_INTERVAL_S = 15.0
 # any one node (the client reads the slot map from it). Off by default: the single-server
 # client is what a plain Redis (or a proxy in front of a cluster) needs.
 REDIS_CLUSTER = False
+# With SW_REDIS_MIN_REPLICAS: how long a batch waits for its replicas before it fails (and is
+# retried). A caught-up replica on the same network answers in well under a millisecond; one
+# that takes a second is not keeping up, and the batch is better retried than held.
+REDIS_REPLICA_TIMEOUT_MS = 1000
 
 KEY_PREFIX = "sw"  # every Redis key starts with it, so a shared Redis can host other apps
 # Session keys are spread over this many hash tags. Keys of one session and its bucket's expiry

@@ -33,6 +33,7 @@ from worker.metrics import Metrics
 from worker.outcome import Outcome
 from worker.probes import HealthState
 from worker.processor import BatchProcessor
+from worker.replication import ReplicaBarrier
 from worker.sending import EventPublisher
 from worker.store import SessionStore
 
@@ -81,6 +82,8 @@ class _Batch:
     outcomes: list[Outcome]
     started: float  # perf_counter at fetch
     delivered: "asyncio.Future[list[object]] | None" = None  # set once its events are queued
+    # With SW_REDIS_MIN_REPLICAS: done once replicas hold its writes (worker/replication.py).
+    replicated: "asyncio.Future[None] | None" = None
     committing: "asyncio.Future[bool] | None" = None  # set once they are acknowledged
 
     @property
@@ -101,8 +104,10 @@ class CommandLoop:
         max_poll_interval_ms: int,
         metrics: Metrics | None = None,
         health: HealthState | None = None,
+        barrier: ReplicaBarrier | None = None,
     ) -> None:
         self._consumer = consumer
+        self._barrier = barrier if barrier is not None and barrier.enabled else None
         self._processor = processor
         self._publisher = publisher
         self._store = store
@@ -185,7 +190,13 @@ class CommandLoop:
         # The previous batch's events must be in Kafka before this one's are queued.
         if self._delivering is not None:
             await self._acknowledged(self._delivering)
-        batch.delivered = await self._publisher.enqueue(batch.outcomes)
+        # Replicas catch up while the events are delivered; the commit waits for both.
+        batch.replicated = self._replicated(batch.outcomes)
+        try:
+            batch.delivered = await self._publisher.enqueue(batch.outcomes)
+        except BaseException:
+            _abandon(batch.replicated)
+            raise
         self._delivering = batch
         # What keeps the next poll waiting: this batch's work and the previous one's delivery.
         self._adapt_batch(len(records), time.perf_counter() - batch.started)
@@ -203,6 +214,8 @@ class CommandLoop:
         done (commits stay in order); the loop goes on meanwhile."""
         assert batch.delivered is not None  # noqa: S101 - queued before it is delivering
         await batch.delivered
+        if batch.replicated is not None:
+            await batch.replicated
         faults.crash_point("after_publish")
         if self._committing is not None:
             await self._committed(self._committing)
@@ -252,6 +265,14 @@ class CommandLoop:
         elif records >= self._batch_limit and elapsed_s * 2 < budget_s:
             self._batch_limit = min(self._batch_max_records, self._batch_limit * 2)
 
+    def _replicated(self, outcomes: Sequence[Outcome]) -> "asyncio.Future[None] | None":
+        """The wait for replicas of every session the batch wrote (replays too: a replay after
+        a failover may rewrite what the last attempt's replicas never got)."""
+        if self._barrier is None:
+            return None
+        sessions = {o.session_id for o in outcomes if o.session_id is not None}
+        return asyncio.ensure_future(self._barrier.replicated(sessions)) if sessions else None
+
     async def store_flush(self) -> None:
         await self._store.flush()
 
@@ -298,7 +319,7 @@ class CommandLoop:
             # longer matters, and a failure there is not reported again when it does.
             if batch.committing is not None:
                 batch.committing.cancel()
-            for future in (batch.delivered, batch.committing):
+            for future in (batch.delivered, batch.committing, batch.replicated):
                 if future is not None:
                     future.add_done_callback(_consume_outcome)
         for records in [*(b.fetched for b in in_flight), fetched or {}]:
@@ -309,6 +330,12 @@ class CommandLoop:
             # Revoked meanwhile: its new owner starts from the last commit anyway.
             with contextlib.suppress(IllegalStateError):
                 self._consumer.seek(tp, offset)
+
+
+def _abandon(future: "asyncio.Future[Any] | None") -> None:
+    if future is not None:
+        future.cancel()
+        future.add_done_callback(_consume_outcome)
 
 
 def _consume_outcome(future: "asyncio.Future[Any]") -> None:

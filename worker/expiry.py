@@ -23,6 +23,7 @@ from worker.errors import WorkerError
 from worker.eventing import expired_event
 from worker.metrics import Metrics
 from worker.partitioning import partition_of
+from worker.replication import ReplicaBarrier
 from worker.sending import append_to_batches, send_batches
 from worker.store import ExpiredSession, SessionStore
 
@@ -59,8 +60,10 @@ class ExpirySweeper:
         clock: Callable[[], int],
         metrics: Metrics | None = None,
         buckets: Callable[[], Sequence[int]] = lambda: ALL_BUCKETS,
+        barrier: ReplicaBarrier | None = None,
     ) -> None:
         self._store = store
+        self._barrier = barrier if barrier is not None and barrier.enabled else None
         self._producer = producer
         self._events_topic = events_topic
         self._interval_s = interval_ms / 1000
@@ -132,6 +135,10 @@ class ExpirySweeper:
     async def _finish(self, claimed: Sequence[ExpiredSession], now: int) -> None:
         """Once their events are delivered: the sessions become tombstones, counted and logged."""
         await self._store.finish_expired(claimed, self._clock() + self._tombstone_ttl_ms)
+        if self._barrier is not None:
+            # The tombstones on the replicas too: a failover must not bring back a session
+            # whose expiry was announced (its event would be sent again).
+            await self._barrier.replicated(s.session_id for s in claimed)
         self.announced += len(claimed)
         done = self._clock()
         self._metrics.observe_expired([done - s.expires_ms for s in claimed])

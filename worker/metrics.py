@@ -12,6 +12,9 @@ Counters (exposed with a `_total` suffix):
   back-off; `reason`: `redis`, `kafka`, `contention` (sessions kept changing) or `other`.
 - `session_worker_rebalances_total{change}`: partition changes seen, `assigned` or `revoked`.
 - `session_worker_sessions_expired_total`: `session.expired` events sent by this replica.
+- `session_worker_replica_waits_total{result}`: with `SW_REDIS_MIN_REPLICAS`, the waits for
+  replicas to hold a batch's (or a sweep's) writes: `ok`, `short` (fewer replicas than asked
+  within the deadline: the batch is retried) or `error` (Redis did not answer).
 - `session_worker_redis_errors_total{where}`, `session_worker_kafka_errors_total{where}`:
   failures talking to Redis / Kafka; `where`: `batch`, `sweep`, `sample` or `probe`.
 
@@ -23,6 +26,8 @@ Histograms (`_bucket`, `_sum`, `_count`):
 - `session_worker_batch_records`: records per batch.
 - `session_worker_expiry_delay_seconds`: per `session.expired` sent, from `expiresAt` to the
   event.
+- `session_worker_replica_wait_seconds`: per successful wait for replicas (one per primary
+  written to), the barrier write and WAIT round trip.
 
 Gauges:
 - `session_worker_consumer_lag{topic, partition}`: records in an assigned partition not yet
@@ -64,6 +69,8 @@ END_TO_END_BUCKETS = (0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0, 2.5, 5.0, 10.0, 30
 BATCH_RECORDS_BUCKETS = (1, 5, 10, 25, 50, 100, 250, 500, 1000)
 # Expiry is announced within ~0.5 s when healthy; hours after an outage.
 EXPIRY_DELAY_BUCKETS = (0.1, 0.25, 0.5, 0.75, 1.0, 2.0, 5.0, 10.0, 30.0, 60.0, 300.0, 3600.0)
+# A WAIT on loopback answers in well under a millisecond; across zones in a few.
+REPLICA_WAIT_BUCKETS = (0.0005, 0.001, 0.002, 0.005, 0.01, 0.025, 0.05, 0.1, 0.25, 0.5, 1.0)
 
 # The command a session event answers; `session.completed` can answer a create or an update.
 _TYPE_OF_EVENT = {
@@ -181,6 +188,18 @@ class Metrics:
             "session.expired events sent by this replica.",
             registry=r,
         )
+        self.replica_waits = Counter(
+            "session_worker_replica_waits",
+            "Waits for replicas to hold the writes (SW_REDIS_MIN_REPLICAS), by result.",
+            ["result"],
+            registry=r,
+        )
+        self.replica_wait = Histogram(
+            "session_worker_replica_wait_seconds",
+            "Per successful wait for replicas, the barrier write and WAIT round trip.",
+            buckets=REPLICA_WAIT_BUCKETS,
+            registry=r,
+        )
         self.redis_errors = Counter(
             "session_worker_redis_errors",
             "Redis failures, by where they happened.",
@@ -225,6 +244,11 @@ class Metrics:
             self.commands.labels(type=kind, outcome=result).inc(n)
         for code, n in codes.items():
             self.dead_letters.labels(code=code).inc(n)
+
+    def observe_replica_wait(self, result: str, seconds: float | None = None) -> None:
+        self.replica_waits.labels(result=result).inc()
+        if seconds is not None:
+            self.replica_wait.observe(seconds)
 
     def batch_failed(self, exc: BaseException) -> str:
         """A batch that failed and will be retried; returns the reason it was counted under."""

@@ -45,6 +45,11 @@ class Settings:
     redis_ssl_certfile: str | None = None
     redis_ssl_keyfile: str | None = None
     redis_cluster: bool = constants.REDIS_CLUSTER  # REDIS_URL is then any one node of a cluster
+    # Replicas of each primary that must hold a batch's writes before its offsets are committed
+    # (worker/replication.py); 0: the primary's answer is enough, as before.
+    redis_min_replicas: int = 0
+    redis_replica_timeout_ms: int = constants.REDIS_REPLICA_TIMEOUT_MS
+    redis_wait_aof: bool = False  # WAITAOF: the replicas also fsynced the writes (Redis 7.2+)
     commands_topic: str = wire.COMMANDS_TOPIC
     events_topic: str = wire.EVENTS_TOPIC
     dead_letter_topic: str = wire.DEAD_LETTER_TOPIC
@@ -157,10 +162,16 @@ class Settings:
 
 
 # Connection settings are named as Kafka and Redis clients name them; the worker's own carry SW_.
+_SW_REDIS_FIELDS = {
+    "redis_cluster",
+    "redis_min_replicas",
+    "redis_replica_timeout_ms",
+    "redis_wait_aof",
+}
 _CONNECTION_FIELDS = frozenset(
     f.name
     for f in fields(Settings)
-    if f.name.startswith(("kafka_", "redis_")) and f.name != "redis_cluster"
+    if f.name.startswith(("kafka_", "redis_")) and f.name not in _SW_REDIS_FIELDS
 )
 ENV: dict[str, str] = {
     f.name: f.name.upper() if f.name in _CONNECTION_FIELDS else f"SW_{f.name.upper()}"
@@ -292,6 +303,12 @@ def _check(s: Settings) -> None:
     for name in positive:
         if getattr(s, name) <= 0:
             fail(name, "must be greater than 0")
+    if s.redis_min_replicas < 0:
+        fail("redis_min_replicas", "must be 0 (no waiting for replicas) or more")
+    if s.redis_replica_timeout_ms <= 0:
+        fail("redis_replica_timeout_ms", "must be greater than 0")
+    if s.redis_wait_aof and not s.redis_min_replicas:
+        fail("redis_wait_aof", "only used with SW_REDIS_MIN_REPLICAS of 1 or more")
     if s.session_cache_size < 0:
         fail("session_cache_size", "must be 0 (no cache) or more")
     for name in ("shutdown_grace_s", "liveness_timeout_s", "sample_interval_s"):
