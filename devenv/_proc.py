@@ -8,6 +8,7 @@ from __future__ import annotations
 import atexit
 import contextlib
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -51,8 +52,23 @@ class LocalProcess(StartedService):
 
     log_name: ClassVar[str]
     data_dir: Path
+    _owns_dir: bool  # a temporary dir made for it: removed by close()
     _port: int | None
     _proc: ManagedProcess | None
+
+    def stop(self) -> None:
+        raise NotImplementedError
+
+    def restart(self) -> None:
+        """Stop (if running) and start again on the same port(s) with the same data."""
+        self.stop()
+        self.start()
+
+    def close(self) -> None:
+        """Stop and remove the data dir if this instance created it."""
+        self.stop()
+        if self._owns_dir:
+            shutil.rmtree(self.data_dir, ignore_errors=True)
 
     @property
     def port(self) -> int:

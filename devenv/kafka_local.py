@@ -489,17 +489,6 @@ class LocalKafka(LocalProcess):
         self._proc = None
         self._discard_cds()
 
-    def restart(self) -> None:
-        """Stop (if running) and start again on the same ports with the same data."""
-        self.stop()
-        self.start()
-
-    def close(self) -> None:
-        """Stop and remove the data dir if this instance created it."""
-        self.stop()
-        if self._owns_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
     def _commit_cds(self) -> None:
         if self._cds_pending is None:
             return

@@ -250,17 +250,6 @@ class LocalRedis(LocalProcess):
         self._proc.kill()
         self._proc = None
 
-    def restart(self) -> None:
-        """Stop (if running) and start again on the same port and dir (AOF replays)."""
-        self.stop()
-        self.start()
-
-    def close(self) -> None:
-        """Stop and remove the data dir if this instance created it."""
-        self.stop()
-        if self._owns_dir:
-            shutil.rmtree(self.data_dir, ignore_errors=True)
-
     def __repr__(self) -> str:
         where = self.url if self._port is not None else "not started"
         return f"LocalRedis({where}, pid={self.pid}, data_dir={self.data_dir})"
