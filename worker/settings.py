@@ -114,9 +114,7 @@ class Settings:
                 value = value.reveal()
             elif isinstance(value, bool):
                 value = "true" if value else "false"
-            env[ENV[f.name]] = str(value)
-        if self.redis_password is not None:  # moved out of the URL: given on its own
-            env[ENV["redis_password"]] = self.redis_password.reveal()
+            env[ENV[f.name]] = str(value)  # a password from REDIS_URL goes as REDIS_PASSWORD
         return env
 
     @property
