@@ -26,6 +26,10 @@ system-deps:
 		echo "installing:$$missing"; \
 		apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq $$missing; \
 	fi
+	@# promtool checks and unit-tests the alert rules (tests/ops/test_alert_rules.py); Debian ships
+	@# it in the prometheus package. Without its Recommends: no node exporter comes along.
+	@command -v promtool >/dev/null || { apt-get update -qq && \
+		DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends prometheus; }
 
 # pyproject.toml says which versions the code accepts; constraints.txt pins the set last tested,
 # so a fresh machine installs what CI passed with, not whatever was released since.

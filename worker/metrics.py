@@ -43,9 +43,22 @@ Gauges:
   `VERSION` file it was built from) and the Redis record format it writes
   (`worker.session_record.RECORD_FORMAT`; CHANGELOG.md says which release wrote which).
 
+The process (prometheus_client's `ProcessCollector` and `PlatformCollector`, read from
+`/proc/self` at each scrape; Linux only, absent elsewhere):
+- `process_resident_memory_bytes`, `process_virtual_memory_bytes`: the process' memory (RSS is
+  what the pod's memory limit counts; ~110 MiB under full load, deploy/OPERATIONS.md).
+- `process_cpu_seconds_total`: user and system CPU time; its rate is the cores used (one
+  replica uses up to one).
+- `process_open_fds`, `process_max_fds`: open file descriptors (sockets to Kafka and Redis
+  included) and the limit.
+- `process_start_time_seconds`: when the process started (a change is a restart).
+- `python_info{implementation, major, minor, patchlevel, version}`: always 1; the Python
+  running the worker.
+
 Sampled gauges are refreshed by `worker.sampling.run_samplers` (lag every few seconds, Redis
 counts every `SW_SAMPLE_INTERVAL_S`). Every `Metrics` has its own `CollectorRegistry`, so several
-workers in one process (tests) do not share counts.
+workers in one process (tests) do not share counts; each registry has its own process collectors
+(the same process, so the same values), and prometheus_client's global registry is not used.
 """
 
 import bisect
@@ -56,7 +69,15 @@ from pathlib import Path
 from typing import Protocol
 
 from aiokafka.errors import KafkaError
-from prometheus_client import CollectorRegistry, Counter, Gauge, Histogram, Info
+from prometheus_client import (
+    CollectorRegistry,
+    Counter,
+    Gauge,
+    Histogram,
+    Info,
+    PlatformCollector,
+    ProcessCollector,
+)
 from redis.exceptions import RedisError
 
 from worker.errors import ConcurrentChangeError, StoreUnavailableError
@@ -218,6 +239,9 @@ class Metrics:
             registry=r,
         )
         self.build.info({"version": running_version(), "record_format": RECORD_FORMAT})
+        # process_* and python_info: memory, CPU, file descriptors, start time (the docstring).
+        ProcessCollector(registry=r)
+        PlatformCollector(registry=r)
         self._lag_labels: set[tuple[str, str]] = set()
 
     # -- the command loop --------------------------------------------------------------------

