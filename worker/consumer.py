@@ -82,8 +82,6 @@ class _Batch:
     outcomes: list[Outcome]
     started: float  # perf_counter at fetch
     delivered: "asyncio.Future[list[object]] | None" = None  # set once its events are queued
-    # With SW_REDIS_MIN_REPLICAS: done once replicas hold its writes (worker/replication.py).
-    replicated: "asyncio.Future[None] | None" = None
     committing: "asyncio.Future[bool] | None" = None  # set once they are acknowledged
 
     @property
@@ -187,16 +185,20 @@ class CommandLoop:
         batch.outcomes = await self._processor.process(records)  # type: ignore[arg-type]
         faults.crash_point("after_store")
         await faults.slow_batch(len(records))
-        # The previous batch's events must be in Kafka before this one's are queued.
-        if self._delivering is not None:
-            await self._acknowledged(self._delivering)
-        # Replicas catch up while the events are delivered; the commit waits for both.
-        batch.replicated = self._replicated(batch.outcomes)
+        # Replicas catch up while the previous batch's delivery is awaited. Events go out only
+        # once replicas hold the writes behind them: announced, then lost in a failover, the
+        # command would be decided again, and its event sent again with other timestamps.
+        replicated = self._replicated(batch.outcomes)
         try:
-            batch.delivered = await self._publisher.enqueue(batch.outcomes)
+            # The previous batch's events must be in Kafka before this one's are queued.
+            if self._delivering is not None:
+                await self._acknowledged(self._delivering)
+            if replicated is not None:
+                await replicated
         except BaseException:
-            _abandon(batch.replicated)
+            _abandon(replicated)
             raise
+        batch.delivered = await self._publisher.enqueue(batch.outcomes)
         self._delivering = batch
         # What keeps the next poll waiting: this batch's work and the previous one's delivery.
         self._adapt_batch(len(records), time.perf_counter() - batch.started)
@@ -214,8 +216,6 @@ class CommandLoop:
         done (commits stay in order); the loop goes on meanwhile."""
         assert batch.delivered is not None  # noqa: S101 - queued before it is delivering
         await batch.delivered
-        if batch.replicated is not None:
-            await batch.replicated
         faults.crash_point("after_publish")
         if self._committing is not None:
             await self._committed(self._committing)
@@ -319,7 +319,7 @@ class CommandLoop:
             # longer matters, and a failure there is not reported again when it does.
             if batch.committing is not None:
                 batch.committing.cancel()
-            for future in (batch.delivered, batch.committing, batch.replicated):
+            for future in (batch.delivered, batch.committing):
                 if future is not None:
                     future.add_done_callback(_consume_outcome)
         for records in [*(b.fetched for b in in_flight), fetched or {}]:

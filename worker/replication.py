@@ -9,12 +9,15 @@ its tombstones) only once N replicas of every primary it wrote to have those wri
 connections (a pool; on a cluster, one per node). So on each primary concerned the barrier is
 one more write, followed by `WAIT` on the same connection: a primary replicates in order, so a
 replica that has the barrier has everything that primary acknowledged before it. One round
-trip per primary and batch, overlapped with the batch's event delivery. Fewer replicas than
-asked within `SW_REDIS_REPLICA_TIMEOUT_MS` fails the batch as Redis being down does: nothing
-committed, retried after a back-off, never dead-lettered.
+trip per primary and batch, overlapped with the previous batch's event delivery; a batch's own
+events are sent only after it (sent first, an event could announce a write that a failover then
+takes back, and the replayed command would be announced again with other timestamps). Fewer
+replicas than asked within `SW_REDIS_REPLICA_TIMEOUT_MS` fails the batch as Redis being down
+does: nothing sent or committed, retried after a back-off, never dead-lettered.
 """
 
 import asyncio
+import contextlib
 import time
 from collections.abc import Iterable
 
@@ -130,8 +133,8 @@ class ReplicaBarrier:
             raise StoreUnavailableError(f"{where}: no answer to WAIT") from exc
         except (RedisError, OSError) as exc:
             self._count("error")
-            if node in self._nodes:  # a stale node (failover, restart): made anew next time
-                await self._nodes.pop(node).aclose()
+            if node:
+                await self._forget(node, moved=str(exc).startswith("MOVED"))
             raise StoreUnavailableError(f"{where}: {exc}") from exc
         acknowledged = int(reply[1] if isinstance(reply, list) else reply)
         if acknowledged < self.min_replicas:
@@ -141,6 +144,17 @@ class ReplicaBarrier:
                 f"the writes within {self._timeout_ms} ms (SW_REDIS_MIN_REPLICAS)"
             )
         self._count("ok", time.perf_counter() - started)
+
+    async def _forget(self, node: str, *, moved: bool) -> None:
+        """After a failover or restart: the node's connection is made anew next time, and on
+        MOVED the cluster client reads the slot map again (it would otherwise keep sending the
+        barrier to the old primary until its own commands met a MOVED)."""
+        stale = self._nodes.pop(node, None)
+        if stale is not None:
+            await stale.aclose()
+        if moved and isinstance(self._client, aioredis.RedisCluster):
+            with contextlib.suppress(RedisError, OSError):
+                await self._client.nodes_manager.initialize()
 
     def _count(self, result: str, seconds: float | None = None) -> None:
         if self._metrics is not None:

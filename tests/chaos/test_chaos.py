@@ -20,7 +20,14 @@ import redis.asyncio as aioredis
 
 from tests.chaos.conftest import REPORTS, ChaosServices
 from tests.chaos.load import LoadGenerator
-from tests.chaos.verify import Report, group_lag, longest_silence_s, verify
+from tests.chaos.verify import (
+    RedisReader,
+    Report,
+    group_lag,
+    longest_silence_s,
+    redis_reader,
+    verify,
+)
 from tests.factories import create_command
 from tests.support import TopicReader, WorkerProcess
 from worker.settings import Settings
@@ -39,7 +46,7 @@ class Chaos:
     """One scenario: workers as processes, a load, and the verification at the end."""
 
     def __init__(
-        self, name: str, settings: Settings, redis_client: aioredis.Redis, tmp_path: Path
+        self, name: str, settings: Settings, redis_client: RedisReader, tmp_path: Path
     ) -> None:
         self.name = name
         self.settings = settings
@@ -107,7 +114,7 @@ class Chaos:
             if worker.alive:
                 assert worker.terminate() == 0, self.logs()[-3000:]
         # A fresh client: the fixture's connection may predate a Redis restart.
-        redis_client = aioredis.Redis.from_url(self.settings.redis_url)
+        redis_client = redis_reader(self.settings)
         try:
             report = await verify(
                 self.name,
