@@ -10,11 +10,23 @@ from typing import Any
 import msgspec
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, TopicPartition
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import (
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    NotCoordinatorForGroupError,
+)
 
 from bench.commands import Encoded
 from session_client.connection import KafkaConnection, kafka_client_params
 from worker.ops.topics import ensure_topics
 from worker.settings import Settings
+
+# Retriable answers of a group coordinator that is being created, loaded or moved.
+COORDINATOR_NOT_READY = (
+    GroupCoordinatorNotAvailableError,
+    GroupLoadInProgressError,
+    NotCoordinatorForGroupError,
+)
 
 
 async def make_topics(settings: Settings, partitions: int) -> None:
@@ -109,7 +121,14 @@ class LagWatch:
 
     async def committed(self) -> int:
         assert self._admin is not None  # noqa: S101 - started first
-        offsets = await self._admin.list_consumer_group_offsets(self.group_id, partitions=self._tps)
+        try:
+            offsets = await self._admin.list_consumer_group_offsets(
+                self.group_id, partitions=self._tps
+            )
+        except COORDINATOR_NOT_READY:
+            # A fresh broker creates its offsets topic for the first group that asks (and a
+            # coordinator may be loading or moving): no progress seen this time.
+            return self.samples[-1].committed if self.samples else 0
         return sum(max(0, o.offset) for tp, o in offsets.items() if tp.topic == self.topic)
 
     async def sample(self) -> LagSample:

@@ -114,6 +114,16 @@ class WorkerProc:
                 self.rss.append(RssSample(time.monotonic(), value, cpu))
             await asyncio.sleep(self.interval_s)
 
+    async def wait_for_log(self, marker: bytes, timeout_s: float = 60.0) -> None:
+        """Returns once the worker's log holds `marker` (e.g. `b'"partitions assigned"'`);
+        raises if it died or did not write it in time."""
+        deadline = time.monotonic() + timeout_s
+        while not (self.log_path.exists() and marker in self.log_path.read_bytes()):
+            self.check()
+            if time.monotonic() > deadline:
+                raise RuntimeError(f"the worker did not log {marker!r}; its log: {self.log_path}")
+            await asyncio.sleep(0.1)
+
     def signal(self, sig: int) -> None:
         if self.alive:
             os.kill(self.pid, sig)
