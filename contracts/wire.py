@@ -18,6 +18,11 @@ CONTENT_TYPE_JSON = "application/json"
 HEADER_CONTENT_TYPE = "content-type"
 HEADER_COMMAND_TYPE = "command-type"
 
+# W3C trace context: a command's headers are carried to every record written because of it (its
+# events, its rejection, its dead letter), so one trace follows a command end to end.
+HEADER_TRACEPARENT = "traceparent"
+HEADER_TRACESTATE = "tracestate"
+
 # Dead-letter record headers, in Kafka Connect's dotted style.
 HEADER_ERROR_CODE = "error.code"
 HEADER_ERROR_MESSAGE = "error.message"

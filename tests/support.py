@@ -192,13 +192,20 @@ class WorkerHarness:
         await self.events.stop()
         await self.dead_letters.stop()
 
-    async def send(self, command: dict[str, Any] | bytes, key: str | bytes | None = None) -> None:
+    async def send(
+        self,
+        command: dict[str, Any] | bytes,
+        key: str | bytes | None = None,
+        headers: list[tuple[str, bytes]] | None = None,
+    ) -> None:
         """Publishes one command; the key defaults to the command's sessionId, as upstream does."""
         value = command if isinstance(command, bytes) else json.dumps(command).encode()
         if key is None and isinstance(command, dict):
             key = command.get("sessionId")
         raw_key = key.encode() if isinstance(key, str) else key
-        await self._producer.send_and_wait(self.settings.commands_topic, value, key=raw_key)
+        await self._producer.send_and_wait(
+            self.settings.commands_topic, value, key=raw_key, headers=headers
+        )
 
     def start_worker(self, **overrides: Any) -> Worker:
         worker = Worker(self.settings.replace(**overrides), handle_signals=False)

@@ -1,6 +1,11 @@
-"""Sends a batch's events and dead letters, and returns only once Kafka has them all."""
+"""Sends a batch's events and dead letters, and returns only once Kafka has them all.
+
+A command's W3C trace context (`traceparent`, `tracestate`) goes with every record written
+because of it; a malformed `traceparent` is dropped, not passed on, and never fails a record.
+"""
 
 import asyncio
+import re
 
 from aiokafka import AIOKafkaProducer
 from aiokafka.producer.message_accumulator import BatchBuilder
@@ -14,9 +19,33 @@ from contracts.wire import (
     HEADER_SOURCE_OFFSET,
     HEADER_SOURCE_PARTITION,
     HEADER_SOURCE_TOPIC,
+    HEADER_TRACEPARENT,
+    HEADER_TRACESTATE,
 )
 from worker.outcome import Outcome
 from worker.partitioning import partition_of
+
+# version-traceid-parentid-flags, lower-case hex; an all-zero trace or parent id is invalid.
+_TRACEPARENT = re.compile(rb"[0-9a-f]{2}-(?!0{32})[0-9a-f]{32}-(?!0{16})[0-9a-f]{16}-[0-9a-f]{2}")
+TRACESTATE_MAX_BYTES = 512  # the W3C limit
+Headers = list[tuple[str, bytes]]
+
+
+def trace_headers(record: object) -> Headers:
+    """The record's trace context, fit to pass on: a valid `traceparent` and, with it, a
+    `tracestate` within the W3C size limit; nothing when there is no valid `traceparent`."""
+    headers = getattr(record, "headers", None)
+    if not headers:
+        return []
+    found = dict(headers)
+    parent = found.get(HEADER_TRACEPARENT)
+    if not isinstance(parent, bytes) or not _TRACEPARENT.fullmatch(parent):
+        return []
+    carried: Headers = [(HEADER_TRACEPARENT, parent)]
+    state = found.get(HEADER_TRACESTATE)
+    if isinstance(state, bytes) and 0 < len(state) <= TRACESTATE_MAX_BYTES:
+        carried.append((HEADER_TRACESTATE, state))
+    return carried
 
 
 def dead_letter_headers(outcome: Outcome, rejection: Rejection) -> list[tuple[str, bytes]]:
@@ -33,7 +62,7 @@ def dead_letter_headers(outcome: Outcome, rejection: Rejection) -> list[tuple[st
         headers.append((HEADER_ERROR_PATH, rejection.path.encode()))
     if outcome.event_id is not None:
         headers.append((HEADER_EVENT_ID, outcome.event_id.encode()))
-    return headers
+    return headers + trace_headers(record)
 
 
 class EventPublisher:
@@ -67,8 +96,11 @@ class EventPublisher:
         for outcome in outcomes:
             if outcome.events:
                 partition = partition_of(outcome.event_key, partitions)
+                traced = trace_headers(outcome.record)
                 for event in outcome.events:
-                    append_to_batches(self._producer, batches, partition, outcome.event_key, event)
+                    append_to_batches(
+                        self._producer, batches, partition, outcome.event_key, event, traced
+                    )
             if outcome.rejection is not None:
                 deliveries.append(
                     await self._producer.send(
@@ -88,16 +120,18 @@ def append_to_batches(
     partition: int,
     key: bytes | None,
     value: bytes,
+    headers: Headers | None = None,
 ) -> None:
     """Adds a record to the last of `partition`'s record batches, starting one when there is
     none or it is full; each batch then goes to the producer whole (`send_batch`)."""
     builders = batches.get(partition)
     if builders is None:
         builders = batches[partition] = [producer.create_batch()]
-    if builders[-1].append(timestamp=None, key=key, value=value) is None:
+    extra = headers or []
+    if builders[-1].append(timestamp=None, key=key, value=value, headers=extra) is None:
         # Full (a batch always takes its first record, however large): start the next one.
         builders.append(producer.create_batch())
-        builders[-1].append(timestamp=None, key=key, value=value)
+        builders[-1].append(timestamp=None, key=key, value=value, headers=extra)
 
 
 async def send_batches(
