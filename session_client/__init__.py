@@ -14,6 +14,7 @@ from session_client.events import EVENT_TYPES, UnknownEvent, event_type, read_ev
 from session_client.publisher import CommandPublisher, Delivery
 from session_client.recent import RecentIds
 from session_client.sync import SyncCommandPublisher
+from session_client.tracing import trace_context
 
 __all__ = [
     "EVENT_TYPES",
@@ -32,4 +33,5 @@ __all__ = [
     "kafka_connection_from_env",
     "new_command_id",
     "read_event",
+    "trace_context",
 ]

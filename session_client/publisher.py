@@ -17,7 +17,7 @@ commandId) is then safe: the worker applies a commandId once.
 
 import asyncio
 from collections.abc import Iterable
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 from types import TracebackType
 from typing import Any, Self
 
@@ -27,6 +27,7 @@ from contracts.commands import Command
 from contracts.wire import COMMANDS_TOPIC, MAX_RECORD_BYTES
 from session_client.commands import CommandRecord, encode_command
 from session_client.connection import KafkaConnection, kafka_client_params
+from session_client.tracing import current_trace_headers
 
 LINGER_MS = 2  # the worker's: batches a burst of publish_many without delaying a lone command
 # Options that carry the kit's delivery promise, or the connection (which comes from the
@@ -122,8 +123,11 @@ class CommandPublisher:
         await self.stop()
 
     def encode(self, command: Command) -> CommandRecord:
-        """The checked record, without sending it; raises `InvalidCommandError`."""
-        return encode_command(command, max_record_bytes=self.max_record_bytes)
+        """The checked record, without sending it; raises `InvalidCommandError`. It carries the
+        caller's OpenTelemetry trace context, when there is one (`session_client.tracing`)."""
+        record = encode_command(command, max_record_bytes=self.max_record_bytes)
+        traced = current_trace_headers()
+        return replace(record, headers=record.headers + traced) if traced else record
 
     async def publish(self, command: Command) -> Delivery:
         """Checks `command`, sends it, and returns once Kafka acknowledged it."""

@@ -74,3 +74,39 @@ async def test_events_rejections_and_dead_letters_carry_the_commands_trace(
     assert traced(dead.headers) == TRACEPARENT
     assert dead.headers["tracestate"] == TRACESTATE
     assert dead.headers["error.code"] == b"invalid"  # beside the dead letter's own headers
+
+
+@pytest.mark.asyncio
+async def test_the_kit_sends_the_callers_trace_and_reads_it_back_from_the_event(
+    harness: WorkerHarness,
+) -> None:
+    # The real OpenTelemetry SDK: a span is active while the kit publishes.
+    from opentelemetry.sdk.trace import TracerProvider
+    from opentelemetry.trace import format_span_id, format_trace_id, use_span
+
+    from contracts.commands import CreateSession
+    from contracts.payloads import CreateSessionDTO
+    from session_client import CommandPublisher, trace_context
+
+    settings = harness.settings
+    span = TracerProvider().get_tracer("client").start_span("publish create")
+    ids = span.get_span_context()
+    command = CreateSession(
+        command_id="c-traced-1",
+        org_id="org-42",
+        session_id="s-traced-1",
+        payload=CreateSessionDTO(name="traced"),
+    )
+    async with CommandPublisher(settings.kafka, topic=settings.commands_topic) as publisher:
+        with use_span(span, end_on_exit=True):
+            record = publisher.encode(command)
+            await publisher.publish(command)
+        untraced = publisher.encode(command)  # outside the span: no context to send
+    trace, parent = format_trace_id(ids.trace_id), format_span_id(ids.span_id)
+    expected = f"00-{trace}-{parent}-{int(ids.trace_flags):02x}"
+    assert trace_context(record.headers) == {"traceparent": expected}
+    assert trace_context(untraced.headers) == {}
+
+    harness.start_worker()
+    (event,) = await harness.events.wait_count(1)
+    assert trace_context(event.headers.items()) == {"traceparent": expected}
