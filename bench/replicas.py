@@ -50,7 +50,8 @@ from bench.kafkaio import LagWatch, delete_topics, make_topics, preload
 from bench.offered import LoadResult, offer
 from bench.procs import WorkerProc
 from bench.report import _machine
-from bench.runner import RESULTS_DIR, Display, _metrics, _quiet_logging, _worker_max
+from bench.runner import RESULTS_DIR, Display, quiet_logging, scrape_metrics, worker_max
+from bench.sizes import Size, add_size_flags, check_positive, chosen
 from devenv.ports import free_port
 from devenv.redis_local import LocalRedis
 from devenv.services import open_services
@@ -89,8 +90,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         description="The worker with SW_REDIS_MIN_REPLICAS=0 and =1 against a local primary "
         "and replica, in interleaved rounds; writes <out>/<date>-replicas.md.",
     )
-    p.add_argument("--quick", action="store_true", help="small sizes: about 2 minutes")
-    sizes = (
+    sizes: tuple[Size, ...] = (
         ("rounds", int, "rounds, each measuring both settings"),
         ("commands", int, "creates preloaded per round and setting (max throughput)"),
         ("latency_s", float, "seconds per offered load, round and setting"),
@@ -99,14 +99,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         ("replica_timeout_ms", int, "SW_REDIS_REPLICA_TIMEOUT_MS of the on-rounds"),
         ("seed", int, "of the command streams"),
     )
-    for name, kind, text in sizes:
-        default = getattr(d, name)
-        fmt = "" if name == "seed" else ","
-        p.add_argument(
-            "--" + name.replace("_", "-"),
-            type=kind,
-            help=f"{text} (default {default:{fmt}}; --quick: {quick.get(name, default):{fmt}})",
-        )
+    add_size_flags(p, sizes, d, quick)
     p.add_argument(
         "--loads",
         type=lambda text: tuple(float(x) for x in text.split(",")),
@@ -116,16 +109,8 @@ def parse_args(argv: Sequence[str] | None) -> Config:
     )
     p.add_argument("--out", type=Path, help=f"results folder (default {RESULTS_DIR})")
     args = p.parse_args(argv)
-    values: dict[str, object] = dict(quick) if args.quick else {}
-    for f in dataclasses.fields(Config):
-        given = getattr(args, f.name, None)
-        if given is not None and given is not False:
-            values[f.name] = given
-    values["quick"] = bool(args.quick)
-    cfg = Config(**values)  # type: ignore[arg-type]
-    for name, _, _ in sizes:
-        if name not in ("seed", "rate") and getattr(cfg, name) <= 0:
-            p.error(f"--{name.replace('_', '-')} must be positive")
+    cfg = Config(**chosen(args, Config, quick))
+    check_positive(p, sizes, cfg, except_=("seed", "rate"))
     if cfg.rate < 0:
         p.error("--rate must not be negative")
     if not cfg.loads or not all(x > 0 for x in cfg.loads):
@@ -341,9 +326,9 @@ class Runner:
             async with WorkerProc(s, self.logs / f"worker-{name}.log") as proc:
                 meter = self.meter.with_process("worker", proc.pid)
                 began = busy_mark(meter)
-                thr = await _worker_max(proc, watch, s.http_port, n, label, self.ui, meter)
+                thr = await worker_max(proc, watch, s.http_port, n, label, self.ui, meter)
                 busy = busy_since(meter, began)
-                waits = Waits.of(await _metrics(s.http_port))
+                waits = Waits.of(await scrape_metrics(s.http_port))
         finally:
             await watch.stop()
         note = ""
@@ -366,7 +351,7 @@ class Runner:
             await proc.wait_for_log(b'"partitions assigned"')
             meter = self.meter.with_process("worker", proc.pid)
             for load_label, offered in offers:
-                before = Waits.of(await _metrics(s.http_port))
+                before = Waits.of(await scrape_metrics(s.http_port))
                 began = busy_mark(meter)
                 total = int(offered * self.cfg.latency_s)
                 with self.ui.phase(f"{label}latency at {offered:,.0f}/s", total) as advance:
@@ -377,7 +362,7 @@ class Runner:
                     )  # fmt: skip
                 busy = busy_since(meter, began)
                 proc.check()
-                w = Waits.of(await _metrics(s.http_port)) - before
+                w = Waits.of(await scrape_metrics(s.http_port)) - before
                 cell.loads.append(Load(load_label, res, w, busy))
                 self.ui.say(
                     f"  p50 {res.percentile(50):.1f} ms, p99 {res.percentile(99):.1f} ms, "
@@ -709,7 +694,7 @@ async def _main(cfg: Config, bootstrap: str, kafka_pid: int | None, results: Res
 
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
-    _quiet_logging()
+    quiet_logging()
     stamp = datetime.now(UTC)
     results = Results(f"{stamp:%Y-%m-%d}", f"{stamp:%Y-%m-%d %H:%M}", cfg)
     console = Console(stderr=True)

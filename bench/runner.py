@@ -67,6 +67,7 @@ from bench.report import (
     markdown,
     plot,
 )
+from bench.sizes import Size, add_size_flags, check_positive, chosen
 from devenv.ports import free_port
 from devenv.services import Services, open_services
 from session_client.connection import kafka_client_params
@@ -128,8 +129,7 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         description="Benchmark the worker against a raw pass-through (ceiling) and a "
         "one-record-at-a-time build of its own pieces (floor); writes <out>/<date>.md and .png.",
     )
-    p.add_argument("--quick", action="store_true", help="small sizes: about 2 minutes")
-    sizes = (
+    sizes: tuple[Size, ...] = (
         ("commands", int, "commands the worker handles in all; RSS is judged after them"),
         ("throughput_commands", int, "preloaded for the max-throughput runs"),
         ("rounds", int, "of ceiling, floor and worker; the targets take the median ratio"),
@@ -146,27 +146,12 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         ("seed", int, "of the command streams"),
         ("profile_commands", int, "commands the profiled worker handles"),
     )
-    for name, kind, text in sizes:
-        default = getattr(d, name)
-        fmt = "" if name == "seed" else ","
-        p.add_argument(
-            "--" + name.replace("_", "-"),
-            type=kind,
-            help=f"{text} (default {default:{fmt}}; --quick: {quick.get(name, default):{fmt}})",
-        )
+    add_size_flags(p, sizes, d, quick)
     p.add_argument("--profile", action="store_true", help="also profile a fresh worker with py-spy")
     p.add_argument("--out", type=Path, help=f"results folder (default {RESULTS_DIR})")
     args = p.parse_args(argv)
-    values: dict[str, object] = dict(quick) if args.quick else {}
-    for f in dataclasses.fields(Config):
-        given = getattr(args, f.name, None)
-        if given is not None and given is not False:
-            values[f.name] = given
-    values["quick"] = bool(args.quick)
-    cfg = Config(**values)  # type: ignore[arg-type]
-    for name, _, _ in sizes:
-        if name not in ("seed", "expiry_wait_s") and getattr(cfg, name) <= 0:
-            p.error(f"--{name.replace('_', '-')} must be positive")
+    cfg = Config(**chosen(args, Config, quick))
+    check_positive(p, sizes, cfg, except_=("seed", "expiry_wait_s"))
     if cfg.expiry_ttl_s < 60:
         p.error("--expiry-ttl-s must be at least 60 (the contract's minimum expirationSeconds)")
     return cfg
@@ -212,7 +197,7 @@ class Display:
         self.console.print(text, highlight=False)
 
 
-def _quiet_logging() -> None:
+def quiet_logging() -> None:
     """The in-process workers (memory phase) must not write a line per command here."""
     structlog.configure(
         wrapper_class=structlog.make_filtering_bound_logger(logging.WARNING),
@@ -363,7 +348,7 @@ async def _main_phases(
             results.worker_started = proc.started_at
             with_worker = meter.with_process("worker", proc.pid)
             label = _round_label(cfg, cfg.rounds)
-            worker = await _worker_max(proc, watch, port, n, label, ui, with_worker)
+            worker = await worker_max(proc, watch, port, n, label, ui, with_worker)
             results.rounds.append(ThroughputRound(ceiling, floor, worker))
             assert results.worker is not None  # noqa: S101 - a round was just added
             rate = results.worker.rate
@@ -490,7 +475,7 @@ async def _round_worker(
         async with WorkerProc(
             s.replace(http_host="127.0.0.1", http_port=port), logs / f"worker-round{k}.log"
         ) as proc:
-            run = await _worker_max(
+            run = await worker_max(
                 proc, watch, port, cfg.throughput_commands, _round_label(cfg, k), ui,
                 meter.with_process("worker", proc.pid),
             )  # fmt: skip
@@ -500,7 +485,7 @@ async def _round_worker(
     return run
 
 
-async def _worker_max(
+async def worker_max(
     proc: WorkerProc,
     watch: LagWatch,
     port: int,
@@ -512,7 +497,7 @@ async def _worker_max(
     """The started worker `proc` from start to lag 0 over `n` preloaded commands. `meter`
     includes the worker's process; its CPU counts from the first commit, like the steady rate,
     so that the interpreter's start-up is not spread over the commands."""
-    metrics_before = await _metrics(port)
+    metrics_before = await scrape_metrics(port)
     with ui.phase(f"{label}worker: preloaded commands to lag 0", n) as advance:
         shown = asyncio.create_task(_watch_progress(watch, advance))
         first: list[tuple[Mark, int]] = []  # (mark, committed) at the first commit seen
@@ -530,7 +515,7 @@ async def _worker_max(
         raise RuntimeError("the worker did not reach lag 0 within 30 min")
     rate, window = steady_rate(watch.samples)
     wall = watch.samples[-1].t - proc.started_at
-    metrics_after = await _metrics(port)
+    metrics_after = await scrape_metrics(port)
 
     def delta(name: str) -> float:
         return metrics_after.get(name, math.nan) - metrics_before.get(name, 0.0)
@@ -569,7 +554,7 @@ async def _ceiling_latency(
     return res
 
 
-async def _metrics(port: int) -> dict[str, float]:
+async def scrape_metrics(port: int) -> dict[str, float]:
     """The worker's metrics now; empty if its HTTP server does not answer (yet)."""
     for _ in range(50):
         try:
@@ -741,7 +726,7 @@ def write(results: Results, out: Path) -> Path:
 def main(argv: Sequence[str] | None = None) -> int:
     """Runs the benchmark; 0 when it ran (whether or not the targets are met), 1 if it failed."""
     cfg = parse_args(argv)
-    _quiet_logging()
+    quiet_logging()
     results = new_results(cfg)
     code = 0
     with Display() as ui:
