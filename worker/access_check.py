@@ -2,10 +2,11 @@
 
 aiokafka's bootstrap logs each host's error and raises only "Unable to bootstrap", and on a
 later failure it keeps retrying; redis-py reports a TLS failure as a connection error like any
-other. So `run` and `check --deep` open one connection of their own first and sort what comes
-back: wrong credentials, an untrusted or missing certificate, a mechanism or protocol the
-service does not speak raise `AccessDeniedError` naming the settings to look at. Anything else
-(a service not up yet) is left to the clients' own retries, as before.
+other. So when the clients cannot start, `run` and `check --deep` open one connection of their
+own and sort what comes back (Redis, which connects only on first use, is asked at start):
+wrong credentials, an untrusted or missing certificate, a mechanism or protocol the service
+does not speak raise `AccessDeniedError` naming the settings to look at. Anything else (a
+service not up yet) is left to the clients' own retries, as before.
 """
 
 import asyncio
@@ -181,8 +182,12 @@ def _kafka_message(exc: BaseException) -> str:
     return str(exc) or type(exc).__name__
 
 
-async def verify_redis(client: RedisClient, settings: Settings, timeout_s: float) -> None:
-    """PING with the worker's own client; raises `AccessDeniedError` when Redis refused us."""
+async def verify_redis(
+    client: RedisClient, settings: Settings, timeout_s: float, *, strict: bool = False
+) -> None:
+    """PING with the worker's own client; raises `AccessDeniedError` when Redis refused us.
+    Any other failure (Redis not up yet) is left to the caller's retries, or with `strict`
+    raised as it is."""
     try:
         await asyncio.wait_for(client.ping(), timeout_s)
     except (RedisError, OSError, TimeoutError) as exc:
@@ -192,6 +197,8 @@ async def verify_redis(client: RedisClient, settings: Settings, timeout_s: float
             denied = await _plain_redis_behind_tls_url(settings.redis_url)
         if denied is not None:
             raise denied from None
+        if strict:
+            raise
 
 
 async def _plain_redis_behind_tls_url(url: str) -> AccessDeniedError | None:

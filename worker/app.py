@@ -13,6 +13,7 @@ from collections.abc import Callable, Sequence
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
+from aiokafka.errors import KafkaError
 
 from worker.access_check import verify_kafka, verify_redis
 from worker.clock import now_ms
@@ -67,7 +68,6 @@ class Worker:
         self._redis = connect_redis(s)  # one server, or a Redis Cluster (SW_REDIS_CLUSTER)
         # Refused credentials or certificates stop the start here, saying which settings to fix,
         # rather than leaving clients to retry while the replica looks alive.
-        await verify_kafka(s.kafka)
         await verify_redis(self._redis, s, REDIS_TIMEOUT_S)
         # The store's own connections: it bounds each round trip itself, not each reply.
         self._store_redis = connect_redis(s, socket_timeouts=False)
@@ -82,7 +82,12 @@ class Worker:
         )
         await self._barrier.check()
         self._producer = AIOKafkaProducer(**s.to_producer_params())
-        await self._producer.start()
+        try:
+            await self._producer.start()
+        except KafkaError:
+            # aiokafka says only "Unable to bootstrap": ask the brokers why, once.
+            await verify_kafka(s.kafka)
+            raise
         self._consumer = AIOKafkaConsumer(**s.to_consumer_params())
         await self._consumer.start()
         processor = BatchProcessor(

@@ -10,6 +10,7 @@ from collections.abc import Awaitable
 from dataclasses import dataclass
 
 from aiokafka.admin import AIOKafkaAdminClient
+from aiokafka.errors import KafkaError
 
 from session_client.connection import kafka_client_params
 from worker.access_check import verify_kafka, verify_redis
@@ -82,9 +83,12 @@ async def _bounded(name: str, check: Awaitable[str], timeout_s: float) -> Result
 
 
 async def _kafka(settings: Settings) -> str:
-    await verify_kafka(settings.kafka)
     admin = AIOKafkaAdminClient(**kafka_client_params(settings.kafka))
-    await admin.start()
+    try:
+        await admin.start()
+    except KafkaError:
+        await verify_kafka(settings.kafka)  # a refusal, said in words; otherwise as it was
+        raise
     try:
         names = [settings.commands_topic, settings.events_topic, settings.dead_letter_topic]
         described = await admin.describe_topics(names)
@@ -102,8 +106,7 @@ async def _redis(settings: Settings, timeout_s: float) -> str:
     client = connect_redis(settings)
     try:
         # Half the time for PING, so that a refusal can still be told from silence.
-        await verify_redis(client, settings, min(REDIS_TIMEOUT_S, timeout_s / 2))
-        await client.ping()
+        await verify_redis(client, settings, min(REDIS_TIMEOUT_S, timeout_s / 2), strict=True)
     finally:
         await client.aclose()
     return "PING answered"
