@@ -37,7 +37,7 @@ system-deps:
 $(STAMP): pyproject.toml kit/pyproject.toml VERSION constraints.txt
 	$(PYTHON) -m venv $(VENV)
 	$(BIN)/pip install -q --upgrade pip
-	$(BIN)/pip install -q -c constraints.txt -e ./kit -e '.[dev]'
+	$(BIN)/pip install -q -c constraints.txt -e ./kit -e '.[dev,otel]'
 	@# hatch copies the kit's two packages even into an editable install (they lie outside kit/);
 	@# its .pth already puts the checkout on the path, so without the copies edits take effect.
 	rm -rf $(VENV)/lib/python3*/site-packages/contracts $(VENV)/lib/python3*/site-packages/session_client
@@ -49,7 +49,7 @@ lock:
 	rm -rf .cache/lock-venv
 	$(PYTHON) -m venv .cache/lock-venv
 	.cache/lock-venv/bin/pip install -q --upgrade pip
-	.cache/lock-venv/bin/pip install -q -e ./kit -e '.[dev]'
+	.cache/lock-venv/bin/pip install -q -e ./kit -e '.[dev,otel]'
 	.cache/lock-venv/bin/pip freeze --exclude-editable > constraints.txt
 	rm -rf .cache/lock-venv
 

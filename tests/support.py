@@ -12,16 +12,20 @@ from collections.abc import Callable, Iterable, Iterator
 from dataclasses import dataclass
 from pathlib import Path
 from types import TracebackType
-from typing import Any, Self
+from typing import TYPE_CHECKING, Any, Self
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer, ConsumerRecord, TopicPartition
 
 from devenv.services import Services, open_services
 from session_client.connection import KafkaConnection, kafka_client_params, partitions_of
 from worker.app import Worker
+from worker.clock import now_ms
 from worker.ops.topics import ensure_topics
 from worker.settings import Settings
 from worker.snapshot_codec import unpack_snapshot
+
+if TYPE_CHECKING:
+    from worker.tracing import Tracing
 
 __all__ = [
     "CommandRecord",
@@ -207,8 +211,16 @@ class WorkerHarness:
             self.settings.commands_topic, value, key=raw_key, headers=headers
         )
 
-    def start_worker(self, **overrides: Any) -> Worker:
-        worker = Worker(self.settings.replace(**overrides), handle_signals=False)
+    def start_worker(
+        self,
+        *,
+        tracing: "Tracing | None" = None,
+        clock: Callable[[], int] = now_ms,
+        **overrides: Any,
+    ) -> Worker:
+        worker = Worker(
+            self.settings.replace(**overrides), handle_signals=False, tracing=tracing, clock=clock
+        )
         self._workers.append((worker, asyncio.create_task(worker.run())))
         return worker
 

@@ -10,6 +10,7 @@ import contextlib
 import signal
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -31,6 +32,9 @@ from worker.sending import EventPublisher
 from worker.settings import Settings
 from worker.store import SessionStore
 
+if TYPE_CHECKING:  # imported only when tracing is configured (worker.telemetry)
+    from worker.tracing import Tracing
+
 log = structlog.get_logger("worker")
 
 
@@ -41,8 +45,10 @@ class Worker:
         *,
         handle_signals: bool = True,
         clock: Callable[[], int] = now_ms,
+        tracing: "Tracing | None" = None,
     ) -> None:
         self.settings = settings
+        self._tracing = tracing  # None: off (worker.telemetry decides from OTEL_*)
         self._handle_signals = handle_signals
         self._clock = clock
         self._stop = asyncio.Event()
@@ -95,6 +101,7 @@ class Worker:
             Limits(s.max_record_bytes, s.expired_retention_ms, s.tombstone_ttl_ms),
             self._clock,
             cache_size=s.session_cache_size,
+            tracing=self._tracing,
         )
         publisher = EventPublisher(self._producer, s.events_topic, s.dead_letter_topic)
         self.loop = CommandLoop(
@@ -108,6 +115,7 @@ class Worker:
             metrics=self.metrics,
             health=self.health,
             barrier=self._barrier,
+            tracing=self._tracing,
         )
         self.sweeper = ExpirySweeper(
             store,
@@ -121,6 +129,7 @@ class Worker:
             metrics=self.metrics,
             buckets=self._owned_buckets,
             barrier=self._barrier,
+            tracing=self._tracing,
         )
         self._consumer.subscribe(
             [s.commands_topic],
@@ -131,6 +140,7 @@ class Worker:
             commands_topic=s.commands_topic,
             events_topic=s.events_topic,
             group_id=s.group_id,
+            tracing=self._tracing is not None,
         )
 
     def _owned_buckets(self) -> Sequence[int]:
@@ -247,4 +257,7 @@ class Worker:
                 await client.aclose()
         if self._http is not None:
             await self._http.stop()
+        if self._tracing is not None:
+            # The spans still buffered go out now; bounded by the exporter's timeout.
+            await asyncio.to_thread(self._tracing.shutdown)
         log.info("worker stopped")

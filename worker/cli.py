@@ -302,9 +302,12 @@ async def _dispatch(args: argparse.Namespace, settings: Settings) -> int:
         case "run":
             from worker.app import Worker
             from worker.errors import LivenessError
+            from worker.metrics import running_version
+            from worker.telemetry import tracing_from_env
 
+            tracing = tracing_from_env(group_id=settings.group_id, version=running_version())
             try:
-                await Worker(settings).run()
+                await Worker(settings, tracing=tracing).run()
             except LivenessError as exc:
                 print(f"session-worker: not live: {exc}; exiting", file=sys.stderr)
                 return 1

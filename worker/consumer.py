@@ -20,7 +20,7 @@ import time
 from collections import Counter
 from collections.abc import Awaitable, Callable, Sequence
 from dataclasses import dataclass
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 import structlog
 from aiokafka import AIOKafkaConsumer, ConsumerRebalanceListener, TopicPartition
@@ -36,6 +36,9 @@ from worker.processor import BatchProcessor
 from worker.replication import ReplicaBarrier
 from worker.sending import EventPublisher
 from worker.store import SessionStore
+
+if TYPE_CHECKING:  # imported only when tracing is configured (worker.telemetry)
+    from worker.tracing import BatchTrace, Tracing
 
 log = structlog.get_logger("worker.consumer")
 
@@ -83,6 +86,7 @@ class _Batch:
     started: float  # perf_counter at fetch
     delivered: "asyncio.Future[list[object]] | None" = None  # set once its events are queued
     committing: "asyncio.Future[bool] | None" = None  # set once they are acknowledged
+    trace: "BatchTrace | None" = None  # its spans, with tracing on
 
     @property
     def records(self) -> int:
@@ -103,8 +107,10 @@ class CommandLoop:
         metrics: Metrics | None = None,
         health: HealthState | None = None,
         barrier: ReplicaBarrier | None = None,
+        tracing: "Tracing | None" = None,
     ) -> None:
         self._consumer = consumer
+        self._tracing = tracing
         self._barrier = barrier if barrier is not None and barrier.enabled else None
         self._processor = processor
         self._publisher = publisher
@@ -182,9 +188,27 @@ class CommandLoop:
     async def _handle(self, fetched: dict[TopicPartition, list[object]]) -> None:
         batch = _Batch(fetched, [], time.perf_counter())
         records = [r for tp_records in fetched.values() for r in tp_records]
-        batch.outcomes = await self._processor.process(records)  # type: ignore[arg-type]
+        if self._tracing is None:
+            batch.outcomes = await self._processor.process(records)  # type: ignore[arg-type]
+            await self._queue_events(batch, len(records))
+            return
+        batch.trace = self._tracing.batch(records, next(iter(fetched)).topic)
+        try:
+            with batch.trace.active():  # the Redis steps become the batch span's children
+                batch.outcomes = await self._processor.process(
+                    records,  # type: ignore[arg-type]
+                    traces=batch.trace.stored(),
+                )
+            await self._queue_events(batch, len(records))
+        except BaseException as exc:
+            batch.trace.fail(exc)  # once queued, _acknowledged or _rewind ends it first
+            raise
+
+    async def _queue_events(self, batch: _Batch, records: int) -> None:
+        """Queues the batch's events once the previous batch's are acknowledged (and the
+        replicas hold this batch's writes)."""
         faults.crash_point("after_store")
-        await faults.slow_batch(len(records))
+        await faults.slow_batch(records)
         # Replicas catch up while the previous batch's delivery is awaited. Events go out only
         # once replicas hold the writes behind them: announced, then lost in a failover, the
         # command would be decided again, and its event sent again with other timestamps.
@@ -198,10 +222,14 @@ class CommandLoop:
         except BaseException:
             _abandon(replicated)
             raise
-        batch.delivered = await self._publisher.enqueue(batch.outcomes)
+        if batch.trace is None:
+            batch.delivered = await self._publisher.enqueue(batch.outcomes)
+        else:
+            batch.trace.publishing(self._publisher.events_topic, len(batch.outcomes))
+            batch.delivered = await self._publisher.enqueue(batch.outcomes, batch.trace.headers())
         self._delivering = batch
         # What keeps the next poll waiting: this batch's work and the previous one's delivery.
-        self._adapt_batch(len(records), time.perf_counter() - batch.started)
+        self._adapt_batch(records, time.perf_counter() - batch.started)
 
     async def drain(self) -> None:
         """Finishes the batches in flight: events acknowledged, offsets committed. On a failure
@@ -216,6 +244,8 @@ class CommandLoop:
         done (commits stay in order); the loop goes on meanwhile."""
         assert batch.delivered is not None  # noqa: S101 - queued before it is delivering
         await batch.delivered
+        if batch.trace is not None:
+            batch.trace.finish(batch.outcomes)
         faults.crash_point("after_publish")
         if self._committing is not None:
             await self._committed(self._committing)
@@ -319,6 +349,8 @@ class CommandLoop:
             # longer matters, and a failure there is not reported again when it does.
             if batch.committing is not None:
                 batch.committing.cancel()
+            if batch.trace is not None:
+                batch.trace.fail(WorkerError("rewound"))
             for future in (batch.delivered, batch.committing):
                 if future is not None:
                     future.add_done_callback(_consume_outcome)

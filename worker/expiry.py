@@ -13,6 +13,7 @@ import contextlib
 import logging
 import time
 from collections.abc import Callable, Sequence
+from typing import TYPE_CHECKING
 
 import structlog
 from aiokafka import AIOKafkaProducer
@@ -26,6 +27,11 @@ from worker.partitioning import partition_of
 from worker.replication import ReplicaBarrier
 from worker.sending import append_to_batches, send_batches
 from worker.store import ExpiredSession, SessionStore
+
+if TYPE_CHECKING:  # imported only when tracing is configured (worker.telemetry)
+    from opentelemetry.trace import Span
+
+    from worker.tracing import Tracing
 
 log = structlog.get_logger("worker.expiry")
 
@@ -61,8 +67,10 @@ class ExpirySweeper:
         metrics: Metrics | None = None,
         buckets: Callable[[], Sequence[int]] = lambda: ALL_BUCKETS,
         barrier: ReplicaBarrier | None = None,
+        tracing: "Tracing | None" = None,
     ) -> None:
         self._store = store
+        self._tracing = tracing
         self._barrier = barrier if barrier is not None and barrier.enabled else None
         self._producer = producer
         self._events_topic = events_topic
@@ -105,17 +113,33 @@ class ExpirySweeper:
 
         Passes overlap a little: after a full pass the tombstones are written while the next
         pass claims and builds its events (its sessions are not due again, their leases moved
-        them ahead); a pass that leaves nothing due finishes before it returns."""
+        them ahead); a pass that leaves nothing due finishes before it returns.
+
+        With tracing on, a pass that claimed something is a trace (one that claimed nothing
+        is not: a span every interval from every replica would bury the ones that matter)."""
         now = self._clock()
         buckets = self._buckets()
+        started_ns = time.time_ns()
         claimed = (
             await self._store.claim_expired(buckets, now, self._batch_max, self._lease_ms)
             if buckets
             else []
         )
         self.last_sweep = time.monotonic()
+        if not claimed or self._tracing is None:
+            return await self._announce(claimed, now, None)
+        with self._tracing.sweep(started_ns, buckets=len(buckets), claimed=len(claimed)) as span:
+            return await self._announce(claimed, now, span)
+
+    async def _announce(
+        self, claimed: Sequence[ExpiredSession], now: int, span: "Span | None"
+    ) -> bool:
         if claimed:
-            await asyncio.gather(*await self._send(claimed))
+            if self._tracing is not None and span is not None:
+                with self._tracing.sending(self._events_topic, len(claimed)):
+                    await asyncio.gather(*await self._send(claimed, span))
+            else:
+                await asyncio.gather(*await self._send(claimed, None))
         await self._finish_previous()
         if not claimed:
             return False
@@ -134,7 +158,12 @@ class ExpirySweeper:
 
     async def _finish(self, claimed: Sequence[ExpiredSession], now: int) -> None:
         """Once their events are delivered: the sessions become tombstones, counted and logged."""
-        await self._store.finish_expired(claimed, self._clock() + self._tombstone_ttl_ms)
+        tombstone_until = self._clock() + self._tombstone_ttl_ms
+        if self._tracing is None:
+            await self._store.finish_expired(claimed, tombstone_until)
+        else:
+            with self._tracing.redis("finish_expired", len(claimed)):
+                await self._store.finish_expired(claimed, tombstone_until)
         if self._barrier is not None:
             # The tombstones on the replicas too: a failover must not bring back a session
             # whose expiry was announced (its event would be sent again).
@@ -144,18 +173,29 @@ class ExpirySweeper:
         self._metrics.observe_expired([done - s.expires_ms for s in claimed])
         _log_expired(claimed, now)
 
-    async def _send(self, claimed: Sequence[ExpiredSession]) -> "list[asyncio.Future[object]]":
+    async def _send(
+        self, claimed: Sequence[ExpiredSession], sweep: "Span | None"
+    ) -> "list[asyncio.Future[object]]":
         """Queues the events in one record batch per partition, as the command loop queues its
         own (`send` per event was over a third of a sweep's CPU), and returns their deliveries.
         Each event goes to the partition of its session's other events (`partition_of` is
         Kafka's own partitioner). A large sweep lets the command loop run every few hundred
-        events instead of holding the event loop until all are built."""
+        events instead of holding the event loop until all are built. With tracing on, each
+        event starts a trace of its own (`Tracing.expiry`) and carries its context."""
         partitions = len(await self._producer.partitions_for(self._events_topic))
         batches: dict[int, list[BatchBuilder]] = {}
         for n, session in enumerate(claimed, 1):
             key = session.session_id.encode()
             event = _event(session)
-            append_to_batches(self._producer, batches, partition_of(key, partitions), key, event)
+            headers = (
+                None
+                if self._tracing is None or sweep is None
+                else self._tracing.expiry(
+                    self._events_topic, session.session_id, session.trace, sweep
+                )
+            )
+            partition = partition_of(key, partitions)
+            append_to_batches(self._producer, batches, partition, key, event, headers)
             if n % YIELD_EVERY == 0:
                 await asyncio.sleep(0)
         return await send_batches(self._producer, self._events_topic, batches)

@@ -13,6 +13,7 @@ import asyncio
 from collections import OrderedDict
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass
+from typing import TYPE_CHECKING
 
 import msgspec
 
@@ -42,6 +43,9 @@ from worker.store import (
     SessionStore,
     outbox_field,
 )
+
+if TYPE_CHECKING:  # imported only when tracing is configured (worker.telemetry)
+    from worker.tracing import Tracing
 from worker.transitions import (
     Decision,
     Delete,
@@ -106,8 +110,10 @@ class BatchProcessor:
         clock: Callable[[], int],
         *,
         cache_size: int = SESSION_CACHE_SIZE,
+        tracing: "Tracing | None" = None,
     ) -> None:
         self._store = store
+        self._tracing = tracing
         self._limits = limits
         self._clock = clock
         # Sessions by id, least recently changed first; at most `cache_size` (0: none). An
@@ -118,8 +124,11 @@ class BatchProcessor:
         self.cache_hits = 0  # sessions decided on the cache instead of a read
         self.cache_stale = 0  # of those, guesses Redis refused (then read and decided again)
 
-    async def process(self, records: Sequence[Record]) -> list[Outcome]:
-        """Outcomes in the order of `records`; Redis holds every change before this returns."""
+    async def process(
+        self, records: Sequence[Record], traces: Sequence[str] | None = None
+    ) -> list[Outcome]:
+        """Outcomes in the order of `records`; Redis holds every change before this returns.
+        `traces`: per record, the `traceparent` a session's expiry links to (tracing on)."""
         now = self._clock()
         outcomes: list[Outcome | None] = [None] * len(records)
         commands: dict[int, Command] = {}
@@ -142,7 +151,9 @@ class BatchProcessor:
             groups: list[SessionOps] = []
             order: list[str] = []  # sessions with operations, in the order sent
             for sid, indices in todo.items():
-                plans[sid] = self._plan(records, commands, indices, views[sid], outcomes, now)
+                plans[sid] = self._plan(
+                    records, commands, indices, views[sid], outcomes, now, traces
+                )
                 ops = [p.op for p in plans[sid][0] if p.op is not None]
                 if ops:
                     groups.append(SessionOps(sid, ops))
@@ -172,9 +183,15 @@ class BatchProcessor:
     async def _send(self, groups: list[SessionOps]) -> "asyncio.Task[list[list[OpResult]]]":
         """Starts applying `groups` and lets it reach Redis before returning, so Redis runs
         one chunk of the batch while the processor plans the next."""
-        task = asyncio.ensure_future(self._store.apply(groups))
+        task = asyncio.ensure_future(self._apply(groups))
         await asyncio.sleep(0)
         return task
+
+    async def _apply(self, groups: list[SessionOps]) -> list[list[OpResult]]:
+        if self._tracing is None:
+            return await self._store.apply(groups)
+        with self._tracing.redis("apply", len(groups)):
+            return await self._store.apply(groups)
 
     async def _views(
         self,
@@ -205,7 +222,12 @@ class BatchProcessor:
                         [commands[i].command_id for i in indices],
                     )
                 )
-        for request, state in zip(requests, await self._store.read(requests), strict=True):
+        if self._tracing is not None and requests:
+            with self._tracing.redis("read", len(requests)):
+                states = await self._store.read(requests)
+        else:
+            states = await self._store.read(requests)
+        for request, state in zip(requests, states, strict=True):
             views[request.session_id] = SessionView(
                 version=state.version,
                 snapshot=state.snapshot,
@@ -232,6 +254,7 @@ class BatchProcessor:
         view: SessionView,
         outcomes: list[Outcome | None],
         now: int,
+        traces: Sequence[str] | None,
     ) -> tuple[list[_Planned], SessionView]:
         """The session's operations, and the view they leave once all are applied."""
         plan = []
@@ -240,7 +263,10 @@ class BatchProcessor:
                 continue  # settled as a replay while reading
             command = commands[i]
             decision = decide(command, view, now)
-            op, outcome, snapshot, stored = self._op(records[i], command, view, decision, now)
+            trace = traces[i] if traces is not None else ""
+            op, outcome, snapshot, stored = self._op(
+                records[i], command, view, decision, now, trace
+            )
             plan.append(_Planned(i, op, outcome))
             view = after(view, command, decision, snapshot, stored)
         return plan, view
@@ -261,7 +287,13 @@ class BatchProcessor:
             self._known.popitem(last=False)
 
     def _op(
-        self, record: Record, command: Command, view: SessionView, decision: Decision, now: int
+        self,
+        record: Record,
+        command: Command,
+        view: SessionView,
+        decision: Decision,
+        now: int,
+        trace: str,
     ) -> tuple[Op | None, Outcome, bytes, bytes]:
         """The guarded Redis step for a decision, the outcome it will have, and the snapshot
         the session's next command sees (and its stored form)."""
@@ -337,6 +369,7 @@ class BatchProcessor:
                     command_id=cid,
                     record_expire_at_ms=decision.expires_ms + self._limits.expired_retention_ms,
                     check_applied=check,
+                    trace=trace,
                 )
                 done = outcome("applied", events, decision.event_type, transition_id)
                 return op, done, snapshot, stored

@@ -2,6 +2,8 @@
 
 A command's W3C trace context (`traceparent`, `tracestate`) goes with every record written
 because of it; a malformed `traceparent` is dropped, not passed on, and never fails a record.
+With tracing on, the command loop gives the headers instead: the worker's own span in the
+command's trace (`worker.tracing`).
 """
 
 import asyncio
@@ -48,8 +50,11 @@ def trace_headers(record: object) -> Headers:
     return carried
 
 
-def dead_letter_headers(outcome: Outcome, rejection: Rejection) -> list[tuple[str, bytes]]:
-    """Why the record is here and where it came from. Never a payload value: no secrets."""
+def dead_letter_headers(
+    outcome: Outcome, rejection: Rejection, traced: Headers | None = None
+) -> Headers:
+    """Why the record is here and where it came from. Never a payload value: no secrets.
+    `traced`: the trace headers to carry, when not the record's own."""
     record = outcome.record
     headers = [
         (HEADER_ERROR_CODE, rejection.code.encode()),
@@ -62,13 +67,13 @@ def dead_letter_headers(outcome: Outcome, rejection: Rejection) -> list[tuple[st
         headers.append((HEADER_ERROR_PATH, rejection.path.encode()))
     if outcome.event_id is not None:
         headers.append((HEADER_EVENT_ID, outcome.event_id.encode()))
-    return headers + trace_headers(record)
+    return headers + (trace_headers(record) if traced is None else traced)
 
 
 class EventPublisher:
     def __init__(self, producer: AIOKafkaProducer, events_topic: str, dead_letter_topic: str):
         self._producer = producer
-        self._events_topic = events_topic
+        self.events_topic = events_topic
         self._dead_letter_topic = dead_letter_topic
 
     async def publish(self, outcomes: list[Outcome]) -> None:
@@ -79,7 +84,9 @@ class EventPublisher:
         """
         await (await self.enqueue(outcomes))
 
-    async def enqueue(self, outcomes: list[Outcome]) -> "asyncio.Future[list[object]]":
+    async def enqueue(
+        self, outcomes: list[Outcome], traces: list[Headers] | None = None
+    ) -> "asyncio.Future[list[object]]":
         """Queues everything and returns one future for all the deliveries, without waiting
         for them: the command loop can fetch and apply the next batch while Kafka acknowledges
         this one (commit this batch only once the future is done). Batches queued one after
@@ -88,15 +95,16 @@ class EventPublisher:
         Events are put into one record batch per partition here and handed to the producer
         whole (`send_batch`), where `send` per event cost ~10 us of the worker's ~90 per
         command (a coroutine, a delivery future and a pure-Python murmur2 each). Partitions are
-        chosen as Kafka's default partitioner does (`worker.partitioning`).
+        chosen as Kafka's default partitioner does (`worker.partitioning`). `traces`, one per
+        outcome, are the trace headers to carry instead of each command record's own.
         """
-        partitions = len(await self._producer.partitions_for(self._events_topic))
+        partitions = len(await self._producer.partitions_for(self.events_topic))
         batches: dict[int, list[BatchBuilder]] = {}
         deliveries = []
-        for outcome in outcomes:
+        for n, outcome in enumerate(outcomes):
+            traced = trace_headers(outcome.record) if traces is None else traces[n]
             if outcome.events:
                 partition = partition_of(outcome.event_key, partitions)
-                traced = trace_headers(outcome.record)
                 for event in outcome.events:
                     append_to_batches(
                         self._producer, batches, partition, outcome.event_key, event, traced
@@ -107,10 +115,10 @@ class EventPublisher:
                         self._dead_letter_topic,
                         outcome.record.value,
                         key=outcome.record.key,
-                        headers=dead_letter_headers(outcome, outcome.rejection),
+                        headers=dead_letter_headers(outcome, outcome.rejection, traced),
                     )
                 )
-        deliveries += await send_batches(self._producer, self._events_topic, batches)
+        deliveries += await send_batches(self._producer, self.events_topic, batches)
         return asyncio.gather(*deliveries)
 
 

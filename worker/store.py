@@ -114,6 +114,8 @@ class Op(msgspec.Struct, frozen=True, gc=False):
     # Decided on a view that did not know the session's applied commandIds (the processor's
     # cache): the script treats the operation as stale if `command_id` was applied before.
     check_applied: bool = False
+    # put: the W3C traceparent the session's expiry links to (tracing on); "": none recorded.
+    trace: str = ""
 
     def packed(self) -> tuple[str, bytes, bytes]:
         """The script's three arguments for this operation: the small fields in one string
@@ -123,7 +125,7 @@ class Op(msgspec.Struct, frozen=True, gc=False):
             f"{self.kind}\x1f{self.outbox_field}\x1f{self.expected_version}\x1f"
             f"{int(self.expected_live)}\x1f{self.expires_ms}\x1f{self.new_version}\x1f"
             f"{self.org_id}\x1f{self.status}\x1f{self.command_id}\x1f{self.record_expire_at_ms}"
-            f"\x1f{int(self.check_applied)}"
+            f"\x1f{int(self.check_applied)}\x1f{self.trace}"
         )
         return head, self.event, self.stored
 
@@ -152,6 +154,7 @@ class ExpiredSession(msgspec.Struct, frozen=True, gc=False):
     org_id: str
     expires_ms: int
     snapshot: bytes
+    trace: str = ""  # traceparent of the command that last set the TTL, when one was recorded
 
 
 class SessionOps(msgspec.Struct, frozen=True, gc=False):
@@ -304,9 +307,10 @@ class SessionStore:
                 org_id=_text(org) or "",
                 expires_ms=_int(expires),
                 snapshot=unpack_snapshot(bytes(snapshot)),  # type: ignore[call-overload]
+                trace=_text(trace) or "",
             )
             for reply in replies
-            for sid, version, org, expires, snapshot in map(_items, _items(reply))
+            for sid, version, org, expires, snapshot, trace in map(_items, _items(reply))
         ]
 
     async def finish_expired(

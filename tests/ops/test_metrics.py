@@ -109,7 +109,7 @@ def test_the_changelog_names_this_release_and_its_record_format() -> None:
     # A new snapshot format byte or record layout is a new RECORD_FORMAT, a new minor release
     # (before 1.0) and a CHANGELOG entry saying what its upgrade needs.
     assert pack_snapshot(b"{}")[:1] == b"\x03"
-    assert RECORD_FORMAT == "4"
+    assert RECORD_FORMAT == "5"
     release = (ROOT / "VERSION").read_text(encoding="utf-8").strip()
     changelog = (ROOT / "CHANGELOG.md").read_text(encoding="utf-8")
     releases = re.findall(r"^## \[(\d+\.\d+\.\d+)\] - \d{4}-\d{2}-\d{2}$", changelog, re.MULTILINE)

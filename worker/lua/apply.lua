@@ -11,7 +11,7 @@
 -- ARGV[1]: outbox TTL (ms); then per session: its id (index member), n, then 3 per operation:
 --   the small fields joined by \31 (kind, outbox field, expected version, expected live (0/1),
 --   expires at (ms), new version, owner, status, commandId, record expire-at (ms), check
---   applied (0/1)), the event, the stored (compressed) snapshot, written to the live record and
+--   applied (0/1), the traceparent to keep for the expiry (put; empty: none)), the event, the stored (compressed) snapshot, written to the live record and
 --   kept in the record. "check applied": decided without knowing the session's applied
 --   commandIds (a cached view), so a commandId applied before makes the operation stale.
 -- Returns per session one entry per operation run: 1 applied, {2, event} replayed,
@@ -55,11 +55,11 @@ local function apply_session(k, member, first, last)
     end
     if kind == 'put' then
       redis.call('SET', live, snapshot, 'PXAT', expires_ms)
-      rec.o, rec.st, rec.x, rec.copy = f[7], f[8], expires_ms, snapshot
+      rec.o, rec.st, rec.x, rec.copy, rec.t = f[7], f[8], expires_ms, snapshot, f[12] or ''
       redis.call('ZADD', index, expires_ms, member)
     elseif kind == 'delete' then
       redis.call('DEL', live)
-      rec.st, rec.x, rec.copy = 'deleted', '', ''
+      rec.st, rec.x, rec.copy, rec.t = 'deleted', '', '', ''
       redis.call('ZREM', index, member)
     end
     -- kind 'keep' changes no state (a rejection, a no-op): only its answer is kept, for replays.

@@ -4,8 +4,9 @@
 -- sweeper claims it again then (and sends the identical event). Entries of deleted, announced
 -- or forgotten sessions are dropped; a session still alive (its TTL was extended, or Redis'
 -- clock is behind ours) is re-scored to its real expiry.
--- Returns {{session id, version, owner, expires_ms, last snapshot}, ...}: the snapshot as kept
--- in the session's record (compressed) or, from an older worker, as it kept it.
+-- Returns {{session id, version, owner, expires_ms, last snapshot, trace}, ...}: the snapshot as
+-- kept in the session's record (compressed) or, from an older worker, as it kept it; the trace
+-- of the command that last set the TTL, or '' when none was recorded.
 local index, now, lease, base = KEYS[1], tonumber(ARGV[1]), tonumber(ARGV[3]), ARGV[4]
 local due = redis.call('ZRANGE', index, '-inf', now, 'BYSCORE', 'LIMIT', 0, ARGV[2])
 local claimed = {}
@@ -17,7 +18,7 @@ for _, sid in ipairs(due) do
     local rec = read_record(base .. 'r:' .. sid, base .. 'm:' .. sid, base .. 'a:' .. sid)
     if rec and (rec.st == 'active' or rec.st == 'completed') and rec.copy ~= '' then
       redis.call('ZADD', index, now + lease, sid)
-      claimed[#claimed + 1] = {sid, rec.v, rec.o, rec.x, rec.copy}
+      claimed[#claimed + 1] = {sid, rec.v, rec.o, rec.x, rec.copy, rec.t}
     else
       redis.call('ZREM', index, sid)
     end

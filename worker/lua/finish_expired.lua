@@ -10,7 +10,7 @@ for k = 1, #KEYS, 5 do
   if redis.call('EXISTS', KEYS[k]) == 0 then
     local rec = read_record(KEYS[k + 1], KEYS[k + 3], KEYS[k + 4])
     if rec and rec.v == tonumber(ARGV[a + 1]) then
-      rec.v, rec.st, rec.x, rec.copy = rec.v + 1, 'expired', '', ''
+      rec.v, rec.st, rec.x, rec.copy, rec.t = rec.v + 1, 'expired', '', '', ''
       write_record(KEYS[k + 1], KEYS[k + 3], KEYS[k + 4], rec, ARGV[1])
       redis.call('ZREM', KEYS[k + 2], ARGV[a])
       finished = finished + 1

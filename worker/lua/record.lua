@@ -1,7 +1,11 @@
 -- Shared by every script (prepended when the scripts are loaded, see store.py).
 --
 -- A session's record `r:<id>` is one STRING:
---   version \31 owner \31 status \31 expires_ms \31 applied commandIds (space-separated) \30 copy
+--   version \31 owner \31 status \31 expires_ms \31 applied commandIds (space-separated)
+--   [\31 trace] \30 copy
+-- `trace` is the W3C traceparent of the command that last set the TTL, when tracing recorded
+-- one (the expiry event's span links to it); without one the field is left out, and the record
+-- is byte for byte what format 4 wrote.
 -- `copy` is the stored snapshot, kept past the live record's TTL for the expiry event, empty
 -- once no expiry is due (deleted, announced). Ids are printable ASCII without spaces
 -- (contracts/fields.py), so no separator occurs inside a field.
@@ -17,7 +21,7 @@ local function split_fields(text)  -- by \31, empty fields kept
 end
 
 local function new_record()  -- what a session never seen before starts from
-  return {v = 0, o = '', st = '', x = '', marks = '', copy = ''}
+  return {v = 0, o = '', st = '', x = '', marks = '', t = '', copy = ''}
 end
 
 local function read_record(record_key, meta_key, archive_key)
@@ -25,7 +29,7 @@ local function read_record(record_key, meta_key, archive_key)
   if raw then
     local sep = string.find(raw, '\30', 1, true)
     local f = split_fields(string.sub(raw, 1, sep - 1))
-    return {v = tonumber(f[1]), o = f[2], st = f[3], x = f[4], marks = f[5],
+    return {v = tonumber(f[1]), o = f[2], st = f[3], x = f[4], marks = f[5], t = f[6] or '',
             copy = string.sub(raw, sep + 1)}
   end
   local h = redis.call('HGETALL', meta_key)
@@ -60,6 +64,9 @@ end
 
 local function write_record(record_key, meta_key, archive_key, rec, expire_at_ms)
   local head = table.concat({rec.v, rec.o, rec.st, rec.x, rec.marks}, '\31')
+  if rec.t ~= '' then
+    head = head .. '\31' .. rec.t
+  end
   redis.call('SET', record_key, head .. '\30' .. rec.copy, 'PXAT', expire_at_ms)
   if rec.legacy then
     redis.call('DEL', meta_key, archive_key)
