@@ -85,7 +85,15 @@ async def test_every_command_through_sasl_ssl_kafka_and_tls_acl_redis(
     with log_path.open("wb") as log:
         worker = subprocess.Popen(  # noqa: ASYNC220 - started once, not waited on here
             [sys.executable, "-m", "worker", "run"],
-            env={**clean_environ(), **env, "SW_HTTP_PORT": str(port)},
+            # Every span, as the console exporter prints it, goes to the log the canaries are
+            # looked for in.
+            env={
+                **clean_environ(),
+                **env,
+                "SW_HTTP_PORT": str(port),
+                "OTEL_TRACES_EXPORTER": "console",
+                "OTEL_BSP_SCHEDULE_DELAY": "100",
+            },
             stdout=log,
             stderr=subprocess.STDOUT,
         )
@@ -140,6 +148,7 @@ async def test_every_command_through_sasl_ssl_kafka_and_tls_acl_redis(
     assert code == 0
     worker_log = log_path.read_bytes()
     assert b'"worker started"' in worker_log
+    assert b'"name": "process ' in worker_log  # the spans were exported
     outputs.append(worker_log)
     assert leaks(outputs) == []
 
