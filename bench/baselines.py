@@ -8,6 +8,7 @@
 
 import asyncio
 import time
+from collections.abc import Callable
 from dataclasses import dataclass
 
 from aiokafka import AIOKafkaConsumer, AIOKafkaProducer
@@ -62,15 +63,22 @@ async def pass_through(settings: Settings, out_topic: str, stop: asyncio.Event) 
         await producer.stop()
 
 
-async def ceiling(settings: Settings, out_topic: str, target: int, timeout_s: float) -> RunResult:
-    """Raw pass-through of the commands topic until `target` records are committed."""
+async def ceiling(
+    settings: Settings,
+    out_topic: str,
+    target: int,
+    timeout_s: float,
+    on_sample: Callable[[LagSample], None] | None = None,
+) -> RunResult:
+    """Raw pass-through of the commands topic until `target` records are committed;
+    `on_sample` sees each lag sample (the runner marks CPU time at the first commit)."""
     watch = LagWatch(settings.kafka, settings.commands_topic, settings.group_id)
     started = time.monotonic()
     await watch.start()
     stop = asyncio.Event()
     task = asyncio.create_task(pass_through(settings, out_topic, stop))
     try:
-        await watch.until(target, timeout_s)
+        await watch.until(target, timeout_s, on_sample=on_sample or (lambda s: None))
     finally:
         stop.set()
         await task

@@ -7,6 +7,7 @@ import statistics
 from collections.abc import Callable
 from dataclasses import dataclass, field
 from pathlib import Path
+from typing import Any
 
 from bench.baselines import RunResult
 from bench.cpu_budget import ROLES, CpuUse
@@ -21,11 +22,20 @@ SAME_RUN = (
     "load generator on the same machine.\n"
 )
 
-# Every row of the targets table, in order; the smoke test checks that each is written.
+CPU_RATIO_MAX = 3.0  # whole-system CPU per command at max / the pass-through's per record
+# p99 at a share of the worker's max / the pass-through's p99 at the same offered load
+P99_RATIO_MAX = {0.25: 2.0, 0.5: 3.0}
+
+# Every row of the targets table, in order; the smoke test checks that each is written. The
+# pass-through (ceiling) is measured in the same run on the same broker and Redis, so these
+# ratios do not depend on how many cores the machine has (issue 27). The withdrawn targets
+# (>= 50% of the ceiling's records/s, p99 <= 25 ms at half of max) are still shown, as
+# information, under the table.
 TARGET_ROWS = (
-    "throughput vs ceiling",
+    "CPU per command vs pass-through",
+    "p99 at 25% of max vs pass-through",
+    "p99 at 50% of max vs pass-through",
     "throughput vs floor",
-    "p99 latency at 50% of max",
     "worker RSS after the commands",
     "worker RSS flat over the soak",
     "Redis bytes per live session",
@@ -63,6 +73,19 @@ class ThroughputRound:
     def of_floor(self) -> float:
         return _ratio(self.worker.rate, self.floor.rate)
 
+    @property
+    def cpu_ratio(self) -> float:
+        """Whole-system CPU per command of the worker at max throughput over the pass-through's
+        CPU per record: every measured process (worker, benchmark, broker, Redis) in both."""
+        return _ratio(all_us(self.worker.cpu), all_us(self.ceiling.cpu))
+
+
+def all_us(use: CpuUse | None) -> float:
+    """CPU µs per item of every process measured in the phase; NaN when nothing was."""
+    if use is None or use.items <= 0 or not use.cpu_s:
+        return float("nan")
+    return sum(use.cpu_s.values()) / use.items * 1e6
+
 
 def _ratio(a: float, b: float) -> float:
     return a / b if a > 0 and b > 0 else float("nan")
@@ -83,7 +106,8 @@ class Results:
     services: str
     rounds: list[ThroughputRound] = field(default_factory=list)
     loads: list[tuple[float, LoadResult]] = field(default_factory=list)  # (share of max, result)
-    ceiling_latency: LoadResult | None = None  # the pass-through at 50% of the worker's max
+    # The pass-through at the same offered loads (share of the worker's max, result).
+    ceiling_loads: list[tuple[float, LoadResult]] = field(default_factory=list)
     soak: LoadResult | None = None
     soak_window: tuple[float, float] = (0.0, 0.0)  # monotonic start, end
     rss: list[RssSample] = field(default_factory=list)
@@ -109,6 +133,11 @@ class Results:
     @property
     def worker(self) -> RunResult | None:
         return median_run([rd.worker for rd in self.rounds]) if self.rounds else None
+
+    @property
+    def ceiling_latency(self) -> LoadResult | None:
+        """The pass-through at 50% of the worker's max."""
+        return at_share(self.ceiling_loads, 0.5)
 
 
 def ratios(r: Results) -> tuple[float, float]:
@@ -152,9 +181,26 @@ def rss_flatness(results: Results) -> tuple[float, int, int] | None:
     return (high - low) / low, low, high
 
 
+def at_share(loads: list[tuple[float, LoadResult]], share: float) -> LoadResult | None:
+    return next((res for s, res in loads if abs(s - share) < 1e-9), None)
+
+
 def half_load(r: Results) -> LoadResult | None:
-    """The latency phase at 50% of the worker's max, the one the p99 target is about."""
-    return next((res for share, res in r.loads if abs(share - 0.5) < 1e-9), None)
+    """The latency phase at 50% of the worker's max."""
+    return at_share(r.loads, 0.5)
+
+
+def cpu_ratio(r: Results) -> float:
+    """The median of the rounds' own whole-system CPU ratios (worker / pass-through)."""
+    return _median([rd.cpu_ratio for rd in r.rounds])
+
+
+def p99_ratio(r: Results, share: float) -> tuple[LoadResult | None, LoadResult | None, float]:
+    """(worker, pass-through, worker p99 / pass-through p99) at `share` of the worker's max."""
+    w, c = at_share(r.loads, share), at_share(r.ceiling_loads, share)
+    if w is None or c is None:
+        return w, c, float("nan")
+    return w, c, _ratio(w.percentile(99), c.percentile(99))
 
 
 def _per_round(r: Results, show: Callable[[ThroughputRound], str]) -> str:
@@ -168,40 +214,45 @@ def target_rows(r: Results) -> list[tuple[str, str, str, str, str]]:
     """(row, target, measured, baseline / ratio, met)."""
     rows: list[tuple[str, str, str, str, str]] = []
     w = r.worker.rate if r.worker else float("nan")
-    c = r.ceiling.rate if r.ceiling else float("nan")
     f = r.floor.rate if r.floor else float("nan")
-    ratio_c, ratio_f = ratios(r)
+    _, ratio_f = ratios(r)
     of_rounds = f" (median of {len(r.rounds)} rounds)" if len(r.rounds) > 1 else ""
-    per_c = _per_round(r, lambda rd: f"{_num(rd.of_ceiling * 100, 1)}%")
     per_f = _per_round(r, lambda rd: f"{_num(rd.of_floor, 1)}x")
+    per_cpu = _per_round(r, lambda rd: f"{_num(rd.cpu_ratio, 2)}x")
+    ratio_cpu = cpu_ratio(r)
+    wc = r.worker.cpu if r.worker else None
+    cc = r.ceiling.cpu if r.ceiling else None
     rows.append(
-        (TARGET_ROWS[0], ">= 50% of the ceiling", f"{_num(w)} commands/s{of_rounds}",
-         f"ceiling {_num(c)} records/s -> {per_c}{_num(ratio_c * 100, 1)}%",
-         _met(None if math.isnan(ratio_c) else ratio_c >= 0.5)),
+        (TARGET_ROWS[0], f"<= {CPU_RATIO_MAX:.1f}x the pass-through's CPU per record",
+         f"{_num(all_us(wc))} µs per command at max throughput{of_rounds} "
+         f"({_roles(wc)})",
+         f"pass-through {_num(all_us(cc))} µs per record ({_roles(cc)}) -> "
+         f"{per_cpu}{_num(ratio_cpu, 2)}x",
+         _met(None if math.isnan(ratio_cpu) else ratio_cpu <= CPU_RATIO_MAX)),
     )  # fmt: skip
+    for k, share in ((1, 0.25), (2, 0.5)):
+        limit = P99_RATIO_MAX[share]
+        wl, cl, ratio = p99_ratio(r, share)
+        if wl is None or cl is None:
+            rows.append((TARGET_ROWS[k], f"<= {limit:g}x", "n/a", "", _met(None)))
+            continue
+        ok = wl.missing == 0 and not math.isnan(ratio) and ratio <= limit
+        rows.append(
+            (TARGET_ROWS[k], f"<= {limit:g}x the pass-through's p99 at the same load",
+             f"p99 {_num(wl.percentile(99), 1)} ms (p50 {_num(wl.percentile(50), 1)}) at "
+             f"{_num(wl.offered_per_s)}/s, {wl.missing} unanswered",
+             f"pass-through p99 {_num(cl.percentile(99), 1)} ms (p50 "
+             f"{_num(cl.percentile(50), 1)}) -> {_num(ratio, 1)}x", _met(ok)),
+        )  # fmt: skip
     rows.append(
-        (TARGET_ROWS[1], ">= 20x the floor", f"{_num(w)} commands/s{of_rounds}",
+        (TARGET_ROWS[3], ">= 20x the floor", f"{_num(w)} commands/s{of_rounds}",
          f"floor {_num(f, 1)} records/s -> {per_f}{_num(ratio_f, 1)}x",
          _met(None if math.isnan(ratio_f) else ratio_f >= 20)),
     )  # fmt: skip
-    half = half_load(r)
-    if half is not None:
-        p99 = half.percentile(99)
-        ok = half.missing == 0 and not math.isnan(p99) and p99 <= 25
-        rows.append(
-            (TARGET_ROWS[2], "<= 25 ms",
-             f"p99 {_num(p99, 1)} ms (p50 {_num(half.percentile(50), 1)}, "
-             f"p95 {_num(half.percentile(95), 1)}) at {_num(half.offered_per_s)}/s",
-             f"{half.sent:,} commands, {half.missing} unanswered"
-             + (f"; ceiling at the same load: p99 {_num(r.ceiling_latency.percentile(99), 1)} ms"
-                if r.ceiling_latency else ""), _met(ok)),
-        )  # fmt: skip
-    else:
-        rows.append((TARGET_ROWS[2], "<= 25 ms", "n/a", "", _met(None)))
     wanted = int(str(r.config.get("commands", 0)))
     rss_mb = r.rss_end / MiB
     rows.append(
-        (TARGET_ROWS[3], f"<= 150 MB after {wanted:,} commands",
+        (TARGET_ROWS[4], f"<= 150 MB after {wanted:,} commands",
          f"{_num(rss_mb, 1)} MB after {r.commands_total:,} commands",
          "" if r.commands_total >= wanted else f"only {r.commands_total:,} of {wanted:,} reached",
          _met(None if not r.rss_end else rss_mb <= 150 and r.commands_total >= wanted)),
@@ -211,51 +262,112 @@ def target_rows(r: Results) -> list[tuple[str, str, str, str, str]]:
     if flat is not None:
         spread, low, high = flat
         rows.append(
-            (TARGET_ROWS[4], f"within 10% over a {soak_s:.0f} s soak",
+            (TARGET_ROWS[5], f"within 10% over a {soak_s:.0f} s soak",
              f"{_num(spread * 100, 1)}% ({_num(low / MiB, 1)}-{_num(high / MiB, 1)} MB)",
              f"{_num(r.soak.offered_per_s if r.soak else 0)} commands/s offered",
              _met(spread <= 0.10 and soak_s >= 600) if soak_s >= 600
              else _met(spread <= 0.10) + f" (soak {soak_s:.0f} s < 600 s)"),
         )  # fmt: skip
     else:
-        rows.append((TARGET_ROWS[4], "within 10% over 10 min", "n/a", "", _met(None)))
+        rows.append((TARGET_ROWS[5], "within 10% over 10 min", "n/a", "", _met(None)))
     typical = next((m for m in r.memory if m.label == "realistic mix"), None)
     if typical is not None:
         ref = next((m for m in r.memory if m.label != "realistic mix"), None)
         rows.append(
-            (TARGET_ROWS[5], "<= 1.5 KiB (1,536 B), helper keys included",
+            (TARGET_ROWS[6], "<= 1.5 KiB (1,536 B), helper keys included",
              f"{_num(typical.bytes_per_session)} B ({_num(typical.keys_per_session, 2)} keys)",
              f"reference payload: {_num(ref.bytes_per_session)} B" if ref else "",
              _met(typical.bytes_per_session <= 1536)),
         )  # fmt: skip
     else:
-        rows.append((TARGET_ROWS[5], "<= 1.5 KiB", "n/a", "", _met(None)))
+        rows.append((TARGET_ROWS[6], "<= 1.5 KiB", "n/a", "", _met(None)))
     e = r.expiry
     if e is not None:
         ok = e.valid and e.announced >= e.sessions and e.last_after_s <= 10
         rows.append(
-            (TARGET_ROWS[6], "100,000 in the same second, all within 10 s",
+            (TARGET_ROWS[7], "100,000 in the same second, all within 10 s",
              f"{e.announced:,}/{e.sessions:,} announced, last {_num(e.last_after_s, 2)} s "
              f"after expiresAt (median {_num(e.p50_after_s, 2)} s)",
              e.note or f"burst of creates took {_num(e.burst_s, 1)} s",
              _met(ok) + ("" if e.sessions >= 100_000 else f" (only {e.sessions:,} sessions)")),
         )  # fmt: skip
     else:
-        rows.append((TARGET_ROWS[6], "all within 10 s", "n/a", "", _met(None)))
+        rows.append((TARGET_ROWS[7], "all within 10 s", "n/a", "", _met(None)))
     return rows
+
+
+def _roles(use: CpuUse | None) -> str:
+    if use is None:
+        return "not measured"
+    return " + ".join(
+        f"{role} {_num(use.us_per_item(role))}" for role in ROLES if role in use.cpu_s
+    )
+
+
+def information_rows(r: Results) -> list[str]:
+    """The withdrawn targets' figures (issue 27), kept as information under the table."""
+    out: list[str] = []
+    ratio_c, _ = ratios(r)
+    if r.worker is not None and r.ceiling is not None:
+        per_c = _per_round(r, lambda rd: f"{_num(rd.of_ceiling * 100, 1)}%")
+        out.append(
+            f"- throughput: {_num(r.worker.rate)} commands/s, {per_c}{_num(ratio_c * 100, 1)}% "
+            f"of the pass-through's {_num(r.ceiling.rate)} records/s (the withdrawn target was "
+            ">= 50%: a contest for CPU share on a machine this size)"
+        )
+    for share, res in r.loads:
+        out.append(
+            f"- worker at {share:.0%} of max ({_num(res.offered_per_s)}/s): p50 "
+            f"{_num(res.percentile(50), 1)}, p95 {_num(res.percentile(95), 1)}, p99 "
+            f"{_num(res.percentile(99), 1)} ms"
+            + (" (the withdrawn target was p99 <= 25 ms)" if abs(share - 0.5) < 1e-9 else "")
+        )
+    return out
+
+
+def cpu_by_load_rows(r: Results) -> list[str]:
+    """CPU per command of every process at 25%, 50% and max, the worker next to the
+    pass-through: what each batch's fixed work (fetch, produce, commit, Redis round trips)
+    costs when batches are small."""
+    rows: list[tuple[str, CpuUse | None, CpuUse | None]] = []
+    for share, res in r.loads:
+        same = at_share(r.ceiling_loads, share)
+        rows.append((f"{share:.0%} of max", res.cpu, same.cpu if same else None))
+    rows.append(
+        (
+            "max throughput",
+            r.worker.cpu if r.worker else None,
+            r.ceiling.cpu if r.ceiling else None,
+        )
+    )
+    if all(w is None for _, w, _ in rows):
+        return []
+    out = [
+        "| load | worker µs/command (" + " + ".join(ROLES) + ") | all | pass-through µs/record "
+        "| all | ratio |",
+        "|---|---|---|---|---|---|",
+    ]
+    for label, wu, cu in rows:
+        out.append(
+            f"| {label} | {_roles(wu)} | {_num(all_us(wu))} | {_roles(cu)} | {_num(all_us(cu))} "
+            f"| {_num(_ratio(all_us(wu), all_us(cu)), 2)}x |"
+        )
+    return out
 
 
 def cpu_phases(r: Results) -> list[tuple[str, CpuUse]]:
     """Every phase whose processes' CPU time was measured, labelled as in the report."""
     phases: list[tuple[str, CpuUse]] = []
-    spans = {"ceiling": "start-up incl.", "floor": "start-up incl.", "worker": "from 1st commit"}
+    spans = {"ceiling": "from 1st commit", "floor": "start-up incl.", "worker": "from 1st commit"}
     for run in (r.ceiling, r.floor, r.worker):
         if run is not None and run.cpu is not None:
             phases.append((f"{run.name}, max throughput ({spans[run.name]})", run.cpu))
     loads: list[tuple[str, LoadResult | None]] = [
         (f"worker, {share:.0%} of max", res) for share, res in r.loads
     ]
-    loads.append(("ceiling at 50% of the worker's max", r.ceiling_latency))
+    loads += [
+        (f"ceiling at {share:.0%} of the worker's max", res) for share, res in r.ceiling_loads
+    ]
     loads.append(("worker, soak", r.soak))
     phases += [(label, res.cpu) for label, res in loads if res is not None and res.cpu is not None]
     return phases
@@ -298,48 +410,45 @@ def cores_section(r: Results) -> list[str]:
 def _what_targets_take(r: Results, cores: int) -> list[str]:
     """The unmet targets, worked out from what this run measured (nothing assumed)."""
     out: list[str] = []
-    of_ceiling, _ = ratios(r)
     c, w = r.ceiling, r.worker
+    ratio = cpu_ratio(r)
     if (
         c is not None and w is not None and w.cpu is not None and c.cpu is not None
-        and of_ceiling < 0.5 and all(k in w.cpu.cpu_s for k in ("worker", "broker", "Redis"))
+        and not math.isnan(ratio) and ratio > CPU_RATIO_MAX
     ):  # fmt: skip
-        need = 0.5 * c.rate
-        per_command = {k: w.cpu.us_per_item(k) for k in ("worker", "broker", "Redis")}
-        own = need * per_command["worker"] / 1e6
-        together = need * sum(per_command.values()) / 1e6
+        budget = CPU_RATIO_MAX * all_us(c.cpu)
+        per_command = {k: w.cpu.us_per_item(k) for k in ROLES if k in w.cpu.cpu_s}
+        parts = ", ".join(f"{k} {_num(v)} µs" for k, v in per_command.items())
         out.append(
-            f"Half of the ceiling is {_num(need)} commands/s. At the costs the worker's run "
-            f"measured per command (worker {_num(per_command['worker'])} µs, broker "
-            f"{_num(per_command['broker'])} µs, Redis {_num(per_command['Redis'])} µs), that rate "
-            f"would keep {own:.2f} cores busy in the worker's process, whose event loop runs on "
-            f"one, and {together:.2f} of the machine's {cores} with the broker and Redis. So each "
-            f"command could cost the worker's process at most {_num(1e6 / need)} µs, where the "
-            f"ceiling's process spent {_num(c.cpu.us_per_item('benchmark'))} µs on each record "
-            "only to consume and produce it"
+            f"At {CPU_RATIO_MAX:.1f}x the pass-through's {_num(all_us(c.cpu))} µs per record, "
+            f"a command may cost the whole system {_num(budget)} µs; the worker's run spent "
+            f"{_num(all_us(w.cpu))} ({parts}): {_num(all_us(w.cpu) - budget)} µs too many"
         )
         path = [p.us_per_record for p in r.pieces if p.on_create_path]
         if path:
             out[-1] += (
-                f", and a create's own pieces without any I/O take {_num(sum(path), 1)} µs "
-                '(table "CPU per create" below)'
+                f". A create's own pieces without any I/O take {_num(sum(path), 1)} µs of the "
+                'worker\'s (table "CPU per create" below)'
             )
         out[-1] += ".\n"
-    half = half_load(r)
-    if half is not None and half.cpu is not None and half.percentile(99) > 25:
-        use = half.cpu
+    for share in P99_RATIO_MAX:
+        wl, cl, p99 = p99_ratio(r, share)
+        if wl is None or cl is None or math.isnan(p99) or p99 <= P99_RATIO_MAX[share]:
+            continue
+        if wl.cpu is None:
+            continue
+        use = wl.cpu
         parts = ", ".join(
             f"{role} {use.cores(role):.2f}" for role in ROLES if not math.isnan(use.cores(role))
         )
         line = (
-            f"At 50% of the worker's max ({_num(half.offered_per_s)}/s), the processes kept "
+            f"At {share:.0%} of the worker's max ({_num(wl.offered_per_s)}/s), the processes kept "
             f"{use.total_cores:.2f} of the {cores} cores busy ({parts})"
         )
-        ceiling = r.ceiling_latency
-        if ceiling is not None and ceiling.cpu is not None:
+        if cl.cpu is not None:
             line += (
-                f"; the ceiling at the same load {ceiling.cpu.total_cores:.2f}, with p99 "
-                f"{_num(ceiling.percentile(99), 1)} ms"
+                f"; the pass-through at the same load {cl.cpu.total_cores:.2f}, with p99 "
+                f"{_num(cl.percentile(99), 1)} ms"
             )
         out.append(line + ".\n")
     return out
@@ -369,7 +478,23 @@ def markdown(r: Results, plot_name: str | None) -> str:
     add("|---|---|---|---|---|")
     for row in target_rows(r):
         add("| " + " | ".join(row) + " |")
-    add("")
+    add(
+        "\nCPU per command: every process's CPU time (worker, benchmark process, broker, Redis; "
+        "from /proc) over the commands handled, against the same for the pass-through (consume, "
+        "produce the bytes unchanged, commit per batch) over its records; the median of the "
+        "rounds' own ratios. Latency ratios: the worker's p99 over the pass-through's p99 at "
+        "the same offered load, in the same run.\n"
+    )
+    info = information_rows(r)
+    if info:
+        add("Withdrawn targets, as information:\n")
+        out.extend(info)
+        add("")
+    by_load = cpu_by_load_rows(r)
+    if by_load:
+        add("CPU µs per command (worker) and per record (pass-through) by load, every process:\n")
+        out.extend(by_load)
+        add("")
     if plot_name:
         add(f"![throughput, latency, RSS, expiry]({plot_name})\n")
     add("## Throughput (create-heavy mix: 70% creates, 20% updates, 10% deletes)\n")
@@ -429,8 +554,10 @@ def markdown(r: Results, plot_name: str | None) -> str:
         )
         add("|---|---|---|---|---|---|---|---|---|")
         rows = [(f"worker, {share:.0%} of max", res) for share, res in r.loads]
-        if r.ceiling_latency is not None:
-            rows.append(("ceiling (pass-through), 50% of the worker's max", r.ceiling_latency))
+        rows += [
+            (f"ceiling (pass-through), {share:.0%} of the worker's max", res)
+            for share, res in r.ceiling_loads
+        ]
         if r.soak is not None:
             rows.append(("worker, soak", r.soak))
         for label, res in rows:
@@ -537,6 +664,41 @@ def markdown(r: Results, plot_name: str | None) -> str:
     return "\n".join(out) + "\n"
 
 
+def _latency_by_load(ax: Any, r: Results) -> None:
+    """p50 and p99 against offered load, the worker and the pass-through side by side, with
+    the ratio targets drawn over the pass-through's p99."""
+    contenders = (("worker", r.loads, "tab:blue"), ("pass-through", r.ceiling_loads, "tab:orange"))
+    for name, loads, color in contenders:
+        pts = sorted(((res.offered_per_s, res) for _, res in loads), key=lambda p: p[0])
+        if not pts:
+            continue
+        xs = [x for x, _ in pts]
+        for q, style in ((50, "--o"), (99, "-^")):
+            ax.plot(
+                xs, [res.percentile(q) for _, res in pts], style, color=color,
+                label=f"{name} p{q}",
+            )  # fmt: skip
+    for share, limit in P99_RATIO_MAX.items():
+        c = at_share(r.ceiling_loads, share)
+        if c is not None:
+            ax.plot(
+                [c.offered_per_s], [limit * c.percentile(99)], "rx", markersize=10,
+                label="target: worker p99 at most (2x at 25%, 3x at 50%)"
+                if share == 0.5
+                else None,
+            )  # fmt: skip
+    if r.soak is not None:
+        ax.plot(
+            [r.soak.offered_per_s], [r.soak.percentile(99)], "s", color="gray",
+            label="worker p99, soak",
+        )  # fmt: skip
+    ax.set_yscale("log")
+    ax.set_xlabel("offered commands/s")
+    ax.set_ylabel("end-to-end latency ms (log)")
+    ax.set_title("latency percentiles by offered load")
+    ax.legend(fontsize=8)
+
+
 def plot(r: Results, path: Path) -> bool:
     """The PNG; False if matplotlib is not installed (it is an optional dev dependency)."""
     try:
@@ -563,28 +725,7 @@ def plot(r: Results, path: Path) -> bool:
     ax.set_title("throughput: committed records/s (1 s windows)")
     ax.set_xlabel("s since start")
     ax.legend()
-    ax = axes[0][1]
-    labels, p50, p95, p99 = [], [], [], []
-    for share, res in r.loads:
-        labels.append(f"{share:.0%}\n{res.offered_per_s:,.0f}/s")
-        p50.append(res.percentile(50))
-        p95.append(res.percentile(95))
-        p99.append(res.percentile(99))
-    extra = [("ceiling", r.ceiling_latency), ("soak", r.soak)]
-    for name, res in ((n, x) for n, x in extra if x is not None):
-        labels.append(f"{name}\n{res.offered_per_s:,.0f}/s")
-        p50.append(res.percentile(50))
-        p95.append(res.percentile(95))
-        p99.append(res.percentile(99))
-    xs_i = list(range(len(labels)))
-    width = 0.27
-    ax.bar([x - width for x in xs_i], p50, width, label="p50")
-    ax.bar(xs_i, p95, width, label="p95")
-    ax.bar([x + width for x in xs_i], p99, width, label="p99")
-    ax.axhline(25, color="red", linestyle="--", label="target p99 25 ms")
-    ax.set_xticks(xs_i, labels)
-    ax.set_title("end-to-end latency by offered load (ms)")
-    ax.legend()
+    _latency_by_load(axes[0][1], r)
     ax = axes[1][0]
     if r.rss:
         t0 = r.worker_started or r.rss[0].t

@@ -9,7 +9,8 @@ own:
    (batch of one), and the worker as a subprocess from start to lag 0, its maximum throughput.
    Measured one after the other and more than once, so that a slow minute of a shared machine
    weighs on all three and does not decide a ratio; the targets take the median ratio.
-3. The last round's worker process at 25% and 50% of the median maximum: end-to-end latency.
+3. The last round's worker process at 25% and 50% of the median maximum: end-to-end latency,
+   each load followed by the pass-through (ceiling) at the same offered load.
 4. The same worker process soaked at a steady load until it has handled `--commands` in all (or
    `--soak-s` ends): RSS after that many commands and its flatness over the soak.
 5. An expiry burst: `--expiring` sessions whose TTL runs out in the same millisecond.
@@ -367,14 +368,18 @@ async def _main_phases(
                     )  # fmt: skip
                 proc.check()
                 results.loads.append((share, res))
-                if share == 0.5:
-                    # The worker, idle meanwhile, is still measured: "all" is the whole machine.
-                    results.ceiling_latency = await _ceiling_latency(
-                        cfg, base, run_id, offered, ui, with_worker
-                    )
                 ui.say(
                     f"  p50 {res.percentile(50):.1f} ms, p99 {res.percentile(99):.1f} ms, "
                     f"{res.missing} unanswered"
+                )
+                # Right after the worker at the same load, so both see the same minute of the
+                # machine. The worker, idle meanwhile, is still measured: "all" is the whole
+                # machine.
+                results.ceiling_loads.append(
+                    (
+                        share,
+                        await _ceiling_latency(cfg, base, run_id, share, offered, ui, with_worker),
+                    )
                 )
 
             handled = await watch.committed()
@@ -435,11 +440,20 @@ async def _baselines(
     await make_topics(out, cfg.partitions)
     await make_topics(floor_s, cfg.partitions)
     with ui.phase(f"{label}ceiling: raw pass-through", n):
-        mark = meter.mark()
+        # From its first commit, as the worker's: the CPU ratio compares the two per record
+        # handled, not their start-up (a group join, a first fetch) spread over the records.
+        first: list[tuple[Mark, int]] = []
+
+        def mark_first_commit(sample: LagSample) -> None:
+            if not first and sample.committed > 0:
+                first.append((meter.mark(), sample.committed))
+
         ceiling = await baselines.ceiling(
-            main.replace(group_id=f"{run_id}-ceiling{k}"), out.events_topic, n, 600
-        )
-        ceiling.cpu = meter.since(mark, ceiling.records)
+            main.replace(group_id=f"{run_id}-ceiling{k}"), out.events_topic, n, 600,
+            on_sample=mark_first_commit,
+        )  # fmt: skip
+        if first:
+            ceiling.cpu = meter.since(first[0][0], ceiling.records - first[0][1])
     ui.say(f"  ceiling {ceiling.rate:,.0f} records/s")
     with ui.phase(f"{label}floor: one record at a time, {cfg.floor_s:g} s", None):
         mark = meter.mark()
@@ -530,11 +544,17 @@ async def worker_max(
 
 
 async def _ceiling_latency(
-    cfg: Config, base: Settings, run_id: str, offered: float, ui: Display, meter: CpuMeter
+    cfg: Config,
+    base: Settings,
+    run_id: str,
+    share: float,
+    offered: float,
+    ui: Display,
+    meter: CpuMeter,
 ) -> LoadResult:
     """The raw pass-through (run in this process) at the same offered load: the latency that
     the broker, the clients and this machine add whatever the worker does."""
-    s = _settings(base, f"{run_id}-latc", "unused")
+    s = _settings(base, f"{run_id}-latc{round(share * 100)}", "unused")
     await make_topics(s, cfg.partitions)
     stop = asyncio.Event()
     task = asyncio.create_task(baselines.pass_through(s, s.events_topic, stop))

@@ -13,7 +13,14 @@ from bench.baselines import RunResult
 from bench.cpu_budget import CpuMeter, CpuUse
 from bench.offered import LoadResult
 from bench.profiling import PieceCost
-from bench.report import Results, ThroughputRound, cores_section, cpu_phases
+from bench.report import (
+    Results,
+    ThroughputRound,
+    cores_section,
+    cpu_by_load_rows,
+    cpu_phases,
+    target_rows,
+)
 
 
 @pytest.fixture
@@ -78,6 +85,9 @@ def _results() -> Results:
     half = LoadResult(5_000.0, 10.0, 50_000, 50_000, 0, 0, [5.0] * 98 + [80.0, 90.0])
     half.cpu = CpuUse(10.0, {"worker": 6.0, "benchmark": 3.0, "broker": 4.0, "Redis": 2.0}, 50_000)
     r.loads = [(0.5, half)]
+    passing = LoadResult(5_000.0, 10.0, 50_000, 50_000, 0, 0, [2.0] * 98 + [10.0, 10.0])
+    passing.cpu = CpuUse(10.0, {"worker": 0.1, "benchmark": 5.0, "broker": 4.0}, 50_000)
+    r.ceiling_loads = [(0.5, passing)]
     r.pieces = [
         PieceCost("decode", 10.0),
         PieceCost("  of which msgspec", 6.0, on_create_path=False),
@@ -90,10 +100,11 @@ def _results() -> Results:
 def test_the_report_shows_each_phase_and_works_out_what_the_unmet_targets_take() -> None:
     r = _results()
     assert [label for label, _ in cpu_phases(r)] == [
-        "ceiling, max throughput (start-up incl.)",
+        "ceiling, max throughput (from 1st commit)",
         "floor, max throughput (start-up incl.)",
         "worker, max throughput (from 1st commit)",
         "worker, 50% of max",
+        "ceiling at 50% of the worker's max",
     ]
     text = "\n".join(cores_section(r))
     cores = os.cpu_count() or 1
@@ -102,22 +113,33 @@ def test_the_report_shows_each_phase_and_works_out_what_the_unmet_targets_take()
         "| worker, max throughput (from 1st commit) | 10,000 | 1.00 (100 µs) | 0.01 (1 µs) "
         "| 0.10 (10 µs) | 0.30 (30 µs) | 1.41 |"
     )
-    # Half of the 40,000/s ceiling at 100 + 10 + 30 µs per command.
-    assert "Half of the ceiling is 20,000 commands/s" in text
-    assert "would keep 2.00 cores busy in the worker's process" in text
-    assert f"and 2.80 of the machine's {cores} with the broker and Redis" in text
-    assert "at most 50 µs" in text
-    assert "ceiling's process spent 20 µs on each record" in text
-    assert "a create's own pieces without any I/O take 15.5 µs" in text
+    # The pass-through spent 20 + 5 + 0 µs per record, the worker's run 100 + 1 + 10 + 30.
+    assert r.rounds[0].cpu_ratio == pytest.approx(141 / 25)
+    assert "At 3.0x the pass-through's 25 µs per record" in text
+    assert "may cost the whole system 75 µs; the worker's run spent 141" in text
+    assert "66 µs too many" in text
+    assert "A create's own pieces without any I/O take 15.5 µs" in text
     assert f"kept 1.50 of the {cores} cores busy (worker 0.60, benchmark 0.30" in text
+    assert "the pass-through at the same load 0.91, with p99 10.0 ms" in text
+    rows = {row[0]: row for row in target_rows(r)}
+    assert rows["CPU per command vs pass-through"][4] == "**not met**"
+    assert "-> 5.64x" in rows["CPU per command vs pass-through"][3]
+    assert rows["p99 at 50% of max vs pass-through"][3].endswith("-> 9.0x")
+    assert rows["p99 at 25% of max vs pass-through"][4] == "not measured"
+    by_load = cpu_by_load_rows(r)
+    assert by_load[-1].startswith("| max throughput |")
+    assert by_load[-1].endswith("| 141 | benchmark 20 + broker 5 + Redis 0 | 25 | 5.64x |")
 
 
 def test_met_targets_need_no_working_out() -> None:
     r = _results()
-    r.rounds[0].worker.rate = 30_000.0  # 75% of the ceiling
+    r.rounds[0].worker.cpu = CpuUse(20, {"worker": 8.0, "broker": 2.0, "Redis": 4.0}, 200_000)
     half = r.loads[0][1]
     half.latencies_ms = [5.0] * 100
     text = "\n".join(cores_section(r))
-    assert "Half of the ceiling" not in text
+    assert "At 3.0x the pass-through" not in text
     assert "At 50% of the worker's max" not in text
     assert "| worker, 50% of max |" in text
+    rows = {row[0]: row for row in target_rows(r)}
+    assert rows["CPU per command vs pass-through"][4] == "**met**"
+    assert rows["p99 at 50% of max vs pass-through"][4] == "**met**"

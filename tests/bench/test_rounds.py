@@ -6,6 +6,7 @@ from bench.baselines import RunResult
 from bench.report import (
     Results,
     ThroughputRound,
+    information_rows,
     median_run,
     ratios,
     target_rows,
@@ -43,8 +44,10 @@ def test_ratios_are_the_median_of_each_rounds_own_ratio() -> None:
     assert r.ceiling is not None
     assert r.ceiling.rate == 380.0
     rows = {row[0]: row for row in target_rows(r)}
-    assert "rounds 25.0%, 25.0%, 28.9%, median 25.0%" in rows["throughput vs ceiling"][3]
-    assert "median of 3 rounds" in rows["throughput vs ceiling"][2]
+    # The withdrawn share-of-the-ceiling target is information now, its ratio as before.
+    assert "rounds 25.0%, 25.0%, 28.9%, median 25.0%" in information_rows(r)[0]
+    assert "median of 3 rounds" in rows["throughput vs floor"][2]
+    assert "rounds 10.0x, 10.0x, 12.2x, median 10.0x" in rows["throughput vs floor"][3]
     assert rows["throughput vs floor"][4] == "**not met**"
 
 
@@ -52,12 +55,12 @@ def test_a_round_that_measured_nothing_leaves_the_ratio_unknown() -> None:
     r = _results((400.0, 10.0, 100.0), (400.0, 0.0, 0.0))
     assert all(math.isnan(x) for x in ratios(r))
     rows = {row[0]: row for row in target_rows(r)}
-    assert rows["throughput vs ceiling"][4] == "not measured"
+    assert rows["throughput vs floor"][4] == "not measured"
 
 
 def test_a_single_round_reads_as_before() -> None:
     r = _results((400.0, 10.0, 220.0))
     assert ratios(r) == (0.55, 22.0)
-    row = target_rows(r)[0]
-    assert row[3] == "ceiling 400 records/s -> 55.0%"
+    row = next(row for row in target_rows(r) if row[0] == "throughput vs floor")
+    assert row[3] == "floor 10.0 records/s -> 22.0x"
     assert row[4] == "**met**"
