@@ -52,6 +52,16 @@ def _span_context_of(value: str) -> SpanContext | None:
     return None if context is None else trace.get_current_span(context).get_span_context()
 
 
+def _messaging(topic: str, operation: str) -> dict[str, AttributeValue]:
+    """The messaging conventions' attributes every Kafka span of the worker carries."""
+    return {
+        "messaging.system": SYSTEM,
+        "messaging.destination.name": topic,
+        "messaging.operation.type": operation,
+        "messaging.operation.name": operation,
+    }
+
+
 def _redis_attributes(step: str) -> dict[str, AttributeValue]:
     """A pipeline of the worker's scripts (`worker/lua`), one run per up to 64 sessions."""
     return {
@@ -67,11 +77,8 @@ class BatchTrace:
     def __init__(self, tracer: Tracer, records: Sequence[Any], topic: str, group_id: str) -> None:
         self._tracer = tracer
         self._common: dict[str, AttributeValue] = {
-            "messaging.system": SYSTEM,
-            "messaging.destination.name": topic,
+            **_messaging(topic, "process"),
             "messaging.consumer.group.name": group_id,
-            "messaging.operation.type": "process",
-            "messaging.operation.name": "process",
         }
         carried = [trace_headers(r) for r in records]
         producers = [remote_context(h) for h in carried]
@@ -127,13 +134,7 @@ class BatchTrace:
             f"send {topic}",
             context=self._context,
             kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": SYSTEM,
-                "messaging.destination.name": topic,
-                "messaging.operation.type": "send",
-                "messaging.operation.name": "send",
-                "messaging.batch.message_count": records,
-            },
+            attributes={**_messaging(topic, "send"), "messaging.batch.message_count": records},
         )
 
     def finish(self, outcomes: Sequence[Outcome]) -> None:
@@ -141,13 +142,14 @@ class BatchTrace:
         if self._ended:
             return
         for span, outcome in zip(self.commands, outcomes, strict=True):
+            found: dict[str, AttributeValue] = {"session_worker.outcome": outcome.result}
             if outcome.session_id is not None:
-                span.set_attribute("messaging.kafka.message.key", outcome.session_id)
-            span.set_attribute("session_worker.outcome", outcome.result)
+                found["messaging.kafka.message.key"] = outcome.session_id
             if outcome.event_type is not None:
-                span.set_attribute("session_worker.event.type", outcome.event_type)
+                found["session_worker.event.type"] = outcome.event_type
             if outcome.rejection is not None:
-                span.set_attribute("error.type", outcome.rejection.code)
+                found["error.type"] = outcome.rejection.code
+            span.set_attributes(found)  # once: each call takes the span's lock
             span.end()
         self._end()
 
@@ -223,13 +225,7 @@ class Tracing:
         with self._tracer.start_as_current_span(
             f"send {topic}",
             kind=SpanKind.PRODUCER,
-            attributes={
-                "messaging.system": SYSTEM,
-                "messaging.destination.name": topic,
-                "messaging.operation.type": "send",
-                "messaging.operation.name": "send",
-                "messaging.batch.message_count": records,
-            },
+            attributes={**_messaging(topic, "send"), "messaging.batch.message_count": records},
         ):
             yield
 
@@ -246,10 +242,7 @@ class Tracing:
             kind=SpanKind.PRODUCER,
             links=links,
             attributes={
-                "messaging.system": SYSTEM,
-                "messaging.destination.name": topic,
-                "messaging.operation.type": "create",
-                "messaging.operation.name": "create",
+                **_messaging(topic, "create"),
                 "messaging.kafka.message.key": session_id,
                 "session_worker.event.type": "session.expired",
             },
