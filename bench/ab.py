@@ -20,12 +20,11 @@ from pathlib import Path
 from bench import baselines
 from bench.commands import CREATE_HEAVY, CommandStream
 from bench.cpu_budget import CpuMeter
+from bench.fixed_load import base_settings, offer_to_worker, serve, services_meter
 from bench.kafkaio import make_topics
 from bench.offered import LoadResult, offer
-from bench.procs import WorkerProc
-from bench.runner import _settings, quiet_logging
-from devenv.services import Services, open_services
-from worker import event_loop
+from bench.runner import _settings
+from devenv.services import Services
 from worker.settings import Settings
 
 CEILING = "pass-through"
@@ -52,39 +51,26 @@ def _row(label: str, res: LoadResult) -> dict[str, float | str]:
 
 
 async def run(args: argparse.Namespace, services: Services) -> None:
-    base = Settings.from_env(
-        kafka_bootstrap_servers=services.bootstrap_servers,
-        redis_url=services.redis_url,
-        http_port=0,
-        log_format="json",
-        log_level="info",
-    )
+    base = base_settings(services)
     logs = Path(tempfile.mkdtemp(prefix="ab-"))
     print(f"worker logs: {logs}", flush=True)
-    meter = CpuMeter(
-        {
-            "benchmark": os.getpid(),
-            "broker": services.kafka.pid if services.kafka else None,
-            "Redis": services.redis.pid if services.redis else None,
-        }
-    )
+    meter = services_meter(services)
     variants = [_variant(v) for v in args.variant]
     rows: list[dict[str, float | str]] = []
     for r in range(args.rounds):
         order = variants if r % 2 == 0 else list(reversed(variants))
         for name, env in order:
             s = _settings(base, f"ab{os.getpid()}-{r}-{name}", f"ab{r}{name}")
-            await make_topics(s, args.partitions)
-            proc = WorkerProc(s, logs / f"worker-{r}-{name}.log", extra_env=env)
-            async with proc:
-                await proc.wait_for_log(b'"partitions assigned"')
-                await asyncio.sleep(1.0)
-                res = await offer(
-                    s.kafka, s.commands_topic, s.events_topic,
-                    CommandStream(args.seed + r, mix=CREATE_HEAVY, tag=name[:3]),
-                    rate_per_s=args.rate, seconds=args.seconds, warmup_s=2.0,
-                    meter=meter.with_process("worker", proc.pid),
-                )  # fmt: skip
+            res = await offer_to_worker(
+                s,
+                logs / f"worker-{r}-{name}.log",
+                CommandStream(args.seed + r, mix=CREATE_HEAVY, tag=name[:3]),
+                rate=args.rate,
+                seconds=args.seconds,
+                partitions=args.partitions,
+                meter=meter,
+                extra_env=env,
+            )
             rows.append({"round": r, **_row(name, res)})
             _print(rows[-1])
             if args.pass_through:
@@ -139,10 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--pass-through", action="store_true", help="measure it after each variant")
     p.add_argument("--seed", type=int, default=20261207)
     args = p.parse_args(argv)
-    quiet_logging()
-    with open_services() as services:
-        print(f"Kafka {services.bootstrap_servers}, Redis {services.redis_url}", flush=True)
-        event_loop.run(run(args, services), Settings().event_loop)
+    serve(lambda services: run(args, services))
 
 
 if __name__ == "__main__":

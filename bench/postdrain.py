@@ -8,8 +8,6 @@ after FLUSHALL, so that what changes between two steps is one thing.
 """
 
 import argparse
-import asyncio
-import os
 import tempfile
 import time
 from collections.abc import Sequence
@@ -19,12 +17,11 @@ import redis.asyncio as aioredis
 
 from bench.commands import CREATE_HEAVY, CommandStream
 from bench.cpu_budget import ROLES, CpuMeter
+from bench.fixed_load import base_settings, offer_to_worker, serve, services_meter
 from bench.kafkaio import LagWatch, make_topics, preload
-from bench.offered import offer
 from bench.procs import WorkerProc
-from bench.runner import _settings, quiet_logging
-from devenv.services import Services, open_services
-from worker import event_loop
+from bench.runner import _settings
+from devenv.services import Services
 from worker.settings import Settings
 
 
@@ -55,17 +52,15 @@ async def _measure(
     client: aioredis.Redis,
     services: Services,
 ) -> str:
-    await make_topics(s, 12)
-    proc = WorkerProc(s, logs / f"worker-{label}.log")
-    async with proc:
-        await proc.wait_for_log(b'"partitions assigned"')
-        await asyncio.sleep(1.0)
-        res = await offer(
-            s.kafka, s.commands_topic, s.events_topic,
-            CommandStream(seed, mix=CREATE_HEAVY, tag=label[:3]),
-            rate_per_s=rate, seconds=seconds, warmup_s=2.0,
-            meter=meter.with_process("worker", proc.pid),
-        )  # fmt: skip
+    res = await offer_to_worker(
+        s,
+        logs / f"worker-{label}.log",
+        CommandStream(seed, mix=CREATE_HEAVY, tag=label[:3]),
+        rate=rate,
+        seconds=seconds,
+        partitions=12,
+        meter=meter,
+    )
     cpu = res.cpu
     cores = ""
     if cpu is not None:
@@ -85,23 +80,11 @@ async def _measure(
 
 
 async def run(args: argparse.Namespace, services: Services) -> None:
-    base = Settings.from_env(
-        kafka_bootstrap_servers=services.bootstrap_servers,
-        redis_url=services.redis_url,
-        http_port=0,
-        log_format="json",
-        log_level="info",
-    )
+    base = base_settings(services)
     client = aioredis.Redis.from_url(base.redis_url, decode_responses=False)
     logs = Path(tempfile.mkdtemp(prefix="postdrain-"))
     print(f"worker logs: {logs}", flush=True)
-    meter = CpuMeter(
-        {
-            "benchmark": os.getpid(),
-            "broker": services.kafka.pid if services.kafka else None,
-            "Redis": services.redis.pid if services.redis else None,
-        }
-    )
+    meter = services_meter(services)
 
     async def measure(label: str, s: Settings, seed: int) -> None:
         await _measure(label, s, args.rate, args.seconds, seed, logs, meter, client, services)
@@ -142,10 +125,7 @@ def main(argv: Sequence[str] | None = None) -> None:
     p.add_argument("--seed", type=int, default=20261207)
     p.add_argument("--no-flush", dest="flush", action="store_false")
     args = p.parse_args(argv)
-    quiet_logging()
-    with open_services() as services:
-        print(f"Kafka {services.bootstrap_servers}, Redis {services.redis_url}", flush=True)
-        event_loop.run(run(args, services), Settings().event_loop)
+    serve(lambda services: run(args, services))
 
 
 if __name__ == "__main__":

@@ -51,14 +51,24 @@ def rss_bytes(pid: int) -> int | None:
     return None
 
 
-def cpu_seconds(pid: int) -> float | None:
-    """User + system CPU time of a process so far, from /proc/<pid>/stat."""
+def _stat_cpu_seconds(path: str) -> float | None:
+    """User + system CPU time in a /proc stat file; None once it is gone."""
     try:
-        with open(f"/proc/{pid}/stat", encoding="ascii") as stat:
+        with open(path, encoding="ascii") as stat:
             fields = stat.read().rsplit(")", 1)[1].split()
         return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
     except (OSError, ValueError, IndexError):
         return None
+
+
+def cpu_seconds(pid: int) -> float | None:
+    """User + system CPU time of a process so far, from /proc/<pid>/stat."""
+    return _stat_cpu_seconds(f"/proc/{pid}/stat")
+
+
+def thread_cpu_seconds(pid: int, tid: int) -> float | None:
+    """User + system CPU time of one thread so far (/proc/<pid>/task/<tid>/stat)."""
+    return _stat_cpu_seconds(f"/proc/{pid}/task/{tid}/stat")
 
 
 @dataclass

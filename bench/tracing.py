@@ -42,10 +42,8 @@ and, per metric, the median of the rounds' own ratios.
 Writes <out>/<YYYY-MM-DD>-tracing.md.
 """
 
-import argparse
 import asyncio
 import contextlib
-import dataclasses
 import json
 import math
 import os
@@ -59,29 +57,38 @@ from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
-from types import TracebackType
-from typing import IO, Self
+from typing import IO
 
 import redis.asyncio as aioredis
 from rich.console import Console
 
+from bench import interleaved
 from bench.baselines import RunResult
-from bench.commands import CREATES_ONLY, CommandStream, Encoded
+from bench.commands import Encoded
 from bench.cpu_budget import CpuMeter, CpuUse
-from bench.kafkaio import LagWatch, delete_topics, make_topics, preload
-from bench.offered import LoadResult, offer
-from bench.procs import WorkerProc
-from bench.replicas import Busy, _busy, _median, _num, _us, busy_mark, busy_since
+from bench.interleaved import (
+    Busy,
+    Metric,
+    busy_text,
+    load_us,
+    median,
+    num,
+    pct,
+    round_ratios,
+    us,
+)
+from bench.offered import LoadResult
+from bench.procs import thread_cpu_seconds
 from bench.report import _machine
-from bench.runner import RESULTS_DIR, Display, quiet_logging, worker_max
-from bench.sizes import Size, add_size_flags, check_positive, chosen
+from bench.runner import RESULTS_DIR, Display, quiet_logging
+from bench.sizes import Size
+from devenv._proc import StartedService
 from devenv.ports import free_port
 from devenv.redis_local import LocalRedis
-from devenv.services import open_services
-from worker import event_loop
 from worker.settings import Settings
 
 VARIANTS = ("before", "off", "on")
+COMPARED = [("before", "off"), ("off", "on")]  # the summary's ratios: off/before, on/off
 REDIS, SINK = "Redis", "OTLP sink"
 LOOP = "worker main thread"  # its event loop: the worker less its other threads
 WR = ("worker", REDIS)
@@ -110,12 +117,6 @@ class Config:
 def parse_args(argv: Sequence[str] | None) -> Config:
     d = Config()
     quick = Config.quick_sizes()
-    p = argparse.ArgumentParser(
-        prog="python -m bench.tracing",
-        description="The worker from before tracing, with tracing off and with it on (every "
-        "span exported to a local OTLP sink), in interleaved rounds; writes "
-        "<out>/<date>-tracing.md.",
-    )
     sizes: tuple[Size, ...] = (
         ("rounds", int, "rounds, each measuring the three variants"),
         ("commands", int, "creates preloaded per round and variant (max throughput)"),
@@ -124,17 +125,21 @@ def parse_args(argv: Sequence[str] | None) -> Config:
         ("partitions", int, "of every topic"),
         ("seed", int, "of the command streams"),
     )
-    add_size_flags(p, sizes, d, quick)
+    p = interleaved.parser(
+        "python -m bench.tracing",
+        "The worker from before tracing, with tracing off and with it on (every span exported "
+        "to a local OTLP sink), in interleaved rounds; writes <out>/<date>-tracing.md.",
+        sizes,
+        d,
+        quick,
+    )
     p.add_argument("--before", help=f"the commit of the before-worker (default {d.before})")
     p.add_argument(
         "--current",
         help=f"the commit of the off- and on-workers (default {d.current}; '.': this checkout "
         "with its uncommitted edits)",
     )
-    p.add_argument("--out", type=Path, help=f"results folder (default {RESULTS_DIR})")
-    args = p.parse_args(argv)
-    cfg = Config(**chosen(args, Config, quick))
-    check_positive(p, sizes, cfg, except_=("seed", "load"))
+    cfg = interleaved.parsed(p, argv, Config, sizes, quick, except_=("seed", "load"))
     if cfg.load < 0:
         p.error("--load must not be negative")
     return cfg
@@ -144,7 +149,7 @@ def order(k: int) -> tuple[str, ...]:
     """Alternating order, so that neither `before` nor `on` is always the last of a round (a
     broker that warms up, or a neighbour that starts, would favour one); `off` is always in
     the middle, next to both it is compared with."""
-    return VARIANTS if k % 2 else tuple(reversed(VARIANTS))
+    return interleaved.alternating(VARIANTS, k)
 
 
 # -- the before-worker -------------------------------------------------------------------------
@@ -243,16 +248,6 @@ def otel_lines(log: Path) -> list[str]:
 # -- CPU of the worker's event loop ----------------------------------------------------------
 
 
-def thread_cpu_seconds(pid: int, tid: int) -> float | None:
-    """User + system CPU time of one thread so far (/proc/<pid>/task/<tid>/stat)."""
-    try:
-        with open(f"/proc/{pid}/task/{tid}/stat", encoding="ascii") as stat:
-            fields = stat.read().rsplit(")", 1)[1].split()
-        return (int(fields[11]) + int(fields[12])) / os.sysconf("SC_CLK_TCK")
-    except (OSError, ValueError, IndexError):
-        return None
-
-
 class LoopMeter(CpuMeter):
     """A CpuMeter that also reads the worker's main thread alone (role `LOOP`): its event
     loop, without the other threads (with tracing on, the span exporter's)."""
@@ -303,7 +298,7 @@ class SinkStats:
         return self.kinds.get(name, 0)
 
 
-class SinkProc:
+class SinkProc(StartedService):
     """`python -m bench.otlp_sink` on a free port, from ready to stopped."""
 
     def __init__(self, log_path: Path) -> None:
@@ -321,8 +316,8 @@ class SinkProc:
         assert self._proc is not None  # noqa: S101 - started first
         return self._proc.pid
 
-    def __enter__(self) -> Self:
-        self._log = open(self.log_path, "ab")  # closed in __exit__
+    def start(self) -> None:
+        self._log = open(self.log_path, "ab")  # noqa: SIM115 - closed in close()
         self._proc = subprocess.Popen(  # noqa: S603 - our own interpreter and module
             [sys.executable, "-m", "bench.otlp_sink", "--port", str(self.port)],
             stdout=self._log,
@@ -341,7 +336,7 @@ class SinkProc:
                     raise
                 time.sleep(0.1)
             else:
-                return self
+                return
 
     def stats_now(self) -> SinkStats:
         with urllib.request.urlopen(f"{self.url}/stats", timeout=5) as reply:  # noqa: S310
@@ -350,12 +345,7 @@ class SinkProc:
     async def stats(self) -> SinkStats:
         return await asyncio.to_thread(self.stats_now)
 
-    def __exit__(
-        self,
-        exc_type: type[BaseException] | None,
-        exc: BaseException | None,
-        tb: TracebackType | None,
-    ) -> None:
+    def close(self) -> None:
         if self._proc is not None and self._proc.poll() is None:
             self._proc.terminate()
             try:
@@ -404,52 +394,37 @@ class Cell:
         n = self.throughput.records
         return self.exported.spans / n if n else math.nan
 
+    @property
+    def name(self) -> str:
+        return self.variant
+
+    def phases(self) -> list[tuple[str, Busy]]:
+        return [("max", self.busy_max)] + (
+            [] if self.load is None else [(self.load.label, self.load.busy)]
+        )
+
 
 @dataclass
-class Results:
-    date: str
-    started_utc: str
-    config: Config
-    wall_s: float = 0.0
-    services: str = "not started"
-    redis_version: str = "?"
+class Results(interleaved.Results[Config, Cell]):
     before: str = "?"  # the before commit, described
     current: str = "?"  # the current commit, described
-    cells: list[Cell] = field(default_factory=list)
-    notes: list[str] = field(default_factory=list)
-
-    def of(self, variant: str) -> list[Cell]:
-        return [c for c in self.cells if c.variant == variant]
-
-    def pairs(self, a: str, b: str) -> list[tuple[Cell, Cell]]:
-        """(a, b) of each round that measured both."""
-        rounds: dict[int, dict[str, Cell]] = {}
-        for c in self.cells:
-            rounds.setdefault(c.round, {})[c.variant] = c
-        return [(r[a], r[b]) for _, r in sorted(rounds.items()) if a in r and b in r]
 
 
 # -- measuring ---------------------------------------------------------------------------------
 
 
 @dataclass
-class Runner:
-    cfg: Config
-    base: Settings
-    client: aioredis.Redis
+class Runner(interleaved.RoundRunner[Config]):
+    names = VARIANTS
+
     meter: LoopMeter
-    ui: Display
-    run_id: str
-    logs: Path
     sink: SinkProc
     envs: dict[str, dict[str, str]]  # before, current: what runs the worker from its tree
-    topics: list[str] = field(default_factory=list)
 
-    def env(self, variant: str) -> dict[str, str]:
-        """What the variant's worker gets in its environment on top of its settings."""
-        if variant == "before":
+    def worker_env(self, name: str) -> dict[str, str]:
+        if name == "before":
             return self.envs["before"]
-        if variant == "on":
+        if name == "on":
             return {
                 **self.envs["current"],
                 "OTEL_EXPORTER_OTLP_ENDPOINT": self.sink.url,
@@ -457,23 +432,10 @@ class Runner:
             }
         return self.envs["current"]
 
-    async def fresh(self, name: str) -> Settings:
-        """Settings of a worker on topics of its own, over a flushed database."""
-        s = self.base.replace(
-            commands_topic=f"{name}.commands",
-            events_topic=f"{name}.events",
-            dead_letter_topic=f"{name}.dlq",
-            group_id=f"{name}-group",
-            http_host="127.0.0.1",
-            http_port=free_port(),
-        )
-        await self.client.flushall()
-        self.topics += [s.commands_topic, s.events_topic, s.dead_letter_topic]
-        await make_topics(s, self.cfg.partitions)
-        return s
-
-    def label(self, k: int, variant: str) -> str:
-        return f"round {k}/{self.cfg.rounds}, {variant}: "
+    def meters(self, pid: int) -> tuple[CpuMeter, CpuMeter]:
+        """The worker's main thread too for its CPU; not for `busy`, which sums every role."""
+        meter = self.meter.with_process("worker", pid)
+        return meter, self.meter.processes().with_process("worker", pid)
 
     def _checked(self, variant: str, log: Path, exported: SinkStats) -> list[str]:
         """Fails unless the worker ran the variant's code and traced (only) when on."""
@@ -487,67 +449,27 @@ class Runner:
         return otel_lines(log)
 
     async def max_throughput(self, k: int, variant: str, commands: list[Encoded]) -> Cell:
-        name = f"{self.run_id}-r{k}{variant}"
-        s = await self.fresh(name)
-        label = self.label(k, variant)
-        n = len(commands)
-        with self.ui.phase(f"{label}preloading {n:,} creates", n) as advance:
-            await preload(s.kafka, s.commands_topic, commands, advance)
-        watch = LagWatch(s.kafka, s.commands_topic, s.group_id)
-        log = self.logs / f"worker-{name}.log"
         sent_before = await self.sink.stats()
-        await watch.start()
-        try:
-            async with WorkerProc(s, log, extra_env=self.env(variant)) as proc:
-                meter = self.meter.with_process("worker", proc.pid)
-                processes = self.meter.processes().with_process("worker", proc.pid)
-                began = busy_mark(processes)
-                thr = await worker_max(proc, watch, s.http_port, n, label, self.ui, meter)
-                busy = busy_since(processes, began)
-        finally:
-            await watch.stop()
+        m = await self.max_run(k, variant, commands)
         # The worker has stopped: its tracing's shutdown exported what it still held.
         exported = await self.sink.stats() - sent_before
-        otel = self._checked(variant, log, exported)
-        note = ""
-        if thr.rate <= 0:  # all committed between two samples: too few commands to tell
-            until_lag0 = watch.samples[-1].t - proc.started_at
-            thr = dataclasses.replace(thr, rate=n / until_lag0, window_s=until_lag0)
-            note = "too short for a steady rate: from the worker's start to lag 0"
+        otel = self._checked(variant, m.log, exported)
         if variant == "on":
+            n = len(commands)
             self.ui.say(
                 f"  {exported.spans:,} spans exported ({exported.spans / n:.2f} per command) "
                 f"in {exported.requests:,} requests; sink "
-                f"{_num(_us(thr.cpu, [SINK]))} µs/command"
+                f"{num(us(m.throughput.cpu, [SINK]))} µs/command"
             )
-        return Cell(k, variant, thr, busy, exported, otel, rate_note=note)
+        return Cell(k, variant, m.throughput, m.busy, exported, otel, rate_note=m.note)
 
     async def latency(self, cell: Cell, load_label: str, offered: float) -> None:
         """A fresh worker, once it has its partitions, at `offered` commands/s."""
-        k, variant = cell.round, cell.variant
-        name = f"{self.run_id}-r{k}{variant}-lat"
-        s = await self.fresh(name)
-        label = self.label(k, variant)
-        log = self.logs / f"worker-{name}.log"
-        # The same commands in every cell: each starts on a flushed database.
-        stream = CommandStream(self.cfg.seed + 1, mix=CREATES_ONLY, tag="l")
         sent_before = await self.sink.stats()
-        async with WorkerProc(s, log, extra_env=self.env(variant)) as proc:
-            await proc.wait_for_log(b'"partitions assigned"')
-            meter = self.meter.with_process("worker", proc.pid)
-            processes = self.meter.processes().with_process("worker", proc.pid)
-            began = busy_mark(processes)
-            total = int(offered * self.cfg.latency_s)
-            with self.ui.phase(f"{label}latency at {offered:,.0f}/s", total) as advance:
-                res = await offer(
-                    s.kafka, s.commands_topic, s.events_topic, stream,
-                    rate_per_s=offered, seconds=self.cfg.latency_s, warmup_s=1.0,
-                    on_tick=advance, meter=meter,
-                )  # fmt: skip
-            busy = busy_since(processes, began)
-            proc.check()
+        async with self.latency_worker(cell.round, cell.variant) as worker:
+            res, busy = await self.offered(worker, offered)
         exported = await self.sink.stats() - sent_before
-        cell.otel_log += self._checked(variant, log, exported)
+        cell.otel_log += self._checked(cell.variant, worker.log, exported)
         cell.load = Load(load_label, res, busy, exported)
         self.ui.say(
             f"  p50 {res.percentile(50):.1f} ms, p99 {res.percentile(99):.1f} ms, "
@@ -571,23 +493,15 @@ async def run(
     the three variants' max throughput, then the three at the round's offered load (a share
     of that round's off max), each with a worker of its own."""
     run_id = f"trac{datetime.now(UTC):%H%M%S}"
-    results.redis_version = str((await client.info("server"))["redis_version"])
-    commands = CommandStream(cfg.seed, mix=CREATES_ONLY, tag="t").take(cfg.commands)
     runner = Runner(cfg, base, client, meter, ui, run_id, logs, sink, envs)
-    try:
-        for k in range(1, cfg.rounds + 1):
-            cells = {}
+
+    async def latency(k: int, cells: dict[str, Cell]) -> None:
+        if cfg.load > 0:
+            offered = max(1.0, cfg.load * cells["off"].throughput.rate)
             for variant in order(k):
-                cells[variant] = cell = await runner.max_throughput(k, variant, commands)
-                results.cells.append(cell)
-            if cfg.load > 0:
-                offered = max(1.0, cfg.load * cells["off"].throughput.rate)
-                for variant in order(k):
-                    await runner.latency(cells[variant], load_label(cfg), offered)
-    finally:
-        with ui.phase("removing the run's topics", None), contextlib.suppress(Exception):
-            await delete_topics(base.kafka, runner.topics)
-        await client.flushall()
+                await runner.latency(cells[variant], load_label(cfg), offered)
+
+    await runner.interleave(results, runner.max_throughput, latency)
 
 
 def load_label(cfg: Config) -> str:
@@ -600,54 +514,38 @@ def load_label(cfg: Config) -> str:
 def _other_threads(cpu: CpuUse | None) -> float:
     """The worker's CPU µs per command outside its main thread (read apart: a hair below 0 is
     the clock ticks' rounding)."""
-    value = _us(cpu, ["worker"]) - _us(cpu, [LOOP])
+    value = us(cpu, ["worker"]) - us(cpu, [LOOP])
     return value if math.isnan(value) else max(0.0, value)
 
 
-def _pct(load: Load | None, q: float) -> float:
-    return load.result.percentile(q) if load is not None else math.nan
-
-
-def _load_cpu(load: Load | None, roles: Sequence[str]) -> float:
-    return _us(load.result.cpu, roles) if load is not None else math.nan
-
-
-@dataclass(frozen=True)
-class Metric:
-    label: str
-    value: Callable[[Cell], float]
-    digits: int
-    on_only: bool = False  # before and off export nothing
-    ratios: bool = True  # False: a difference near 0, whose ratios would say nothing
-
-
-def metrics(cfg: Config) -> list[Metric]:
-    rows = [
+def metrics(cfg: Config) -> list[Metric[Cell]]:
+    """The summary's rows; `on_only`: before and off export nothing."""
+    rows: list[Metric[Cell]] = [
         Metric("max throughput, commands/s", lambda c: c.throughput.rate, 0),
-        Metric("worker CPU µs/command, max", lambda c: _us(c.throughput.cpu, ["worker"]), 0),
-        Metric("worker main thread µs/command, max", lambda c: _us(c.throughput.cpu, [LOOP]), 0),
+        Metric("worker CPU µs/command, max", lambda c: us(c.throughput.cpu, ["worker"]), 0),
+        Metric("worker main thread µs/command, max", lambda c: us(c.throughput.cpu, [LOOP]), 0),
         Metric(
             "worker's other threads µs/command, max",
             lambda c: _other_threads(c.throughput.cpu),
             0,
             ratios=False,
         ),
-        Metric("Redis µs/command, max", lambda c: _us(c.throughput.cpu, [REDIS]), 1),
-        Metric("worker + Redis µs/command, max", lambda c: _us(c.throughput.cpu, WR), 0),
-        Metric("OTLP sink µs/command, max", lambda c: _us(c.throughput.cpu, [SINK]), 0, True),
+        Metric("Redis µs/command, max", lambda c: us(c.throughput.cpu, [REDIS]), 1),
+        Metric("worker + Redis µs/command, max", lambda c: us(c.throughput.cpu, WR), 0),
+        Metric("OTLP sink µs/command, max", lambda c: us(c.throughput.cpu, [SINK]), 0, True),
         Metric("spans exported per command, max", lambda c: c.spans_per_command, 2, True),
     ]
     if cfg.load > 0:
         label = load_label(cfg)
         rows += [
-            Metric(f"p50 ms at {label}", lambda c: _pct(c.load, 50), 1),
-            Metric(f"p95 ms at {label}", lambda c: _pct(c.load, 95), 1),
-            Metric(f"p99 ms at {label}", lambda c: _pct(c.load, 99), 1),
-            Metric(f"worker µs/command at {label}", lambda c: _load_cpu(c.load, ["worker"]), 0),
-            Metric(f"worker + Redis µs/command at {label}", lambda c: _load_cpu(c.load, WR), 0),
+            Metric(f"p50 ms at {label}", lambda c: pct(c.load, 50), 1),
+            Metric(f"p95 ms at {label}", lambda c: pct(c.load, 95), 1),
+            Metric(f"p99 ms at {label}", lambda c: pct(c.load, 99), 1),
+            Metric(f"worker µs/command at {label}", lambda c: load_us(c.load, ["worker"]), 0),
+            Metric(f"worker + Redis µs/command at {label}", lambda c: load_us(c.load, WR), 0),
             Metric(
                 f"OTLP sink µs/command at {label}",
-                lambda c: _load_cpu(c.load, [SINK]),
+                lambda c: load_us(c.load, [SINK]),
                 0,
                 True,
             ),
@@ -655,42 +553,10 @@ def metrics(cfg: Config) -> list[Metric]:
     return rows
 
 
-def round_ratios(r: Results, m: Metric, a: str, b: str) -> list[float]:
-    """Each round's own b/a of the metric."""
-    return [m.value(y) / m.value(x) if m.value(x) > 0 else math.nan for x, y in r.pairs(a, b)]
-
-
-def _ratio(each: list[float]) -> str:
-    """The median of the rounds' ratios, and each in brackets."""
-    if not each:
-        return ""
-    middle = _median(each)
-    text = "n/a" if math.isnan(middle) else f"{middle:,.2f}x"
-    if len(each) > 1:
-        text += " (" + ", ".join(_num(x, 2) for x in each) + ")"
-    return text
-
-
 def summary_rows(r: Results) -> list[tuple[str, ...]]:
     """(metric, before, off, on medians, off/before and on/off: medians of the rounds' own
     ratios, each in brackets)."""
-    rows = []
-    for m in metrics(r.config):
-        medians = [
-            "-"
-            if m.on_only and v != "on"
-            else _num(_median([m.value(c) for c in r.of(v)]), m.digits)
-            for v in VARIANTS
-        ]
-        if m.on_only or not m.ratios:
-            ratios = ["", ""]
-        else:
-            ratios = [
-                _ratio(round_ratios(r, m, "before", "off")),
-                _ratio(round_ratios(r, m, "off", "on")),
-            ]
-        rows.append((m.label, *medians, *ratios))
-    return rows
+    return interleaved.summary_rows(r, metrics(r.config), VARIANTS, COMPARED)
 
 
 def _spread(each: list[float]) -> str:
@@ -699,7 +565,7 @@ def _spread(each: list[float]) -> str:
         return "n/a"
     if len(values) == 1:
         return f"{values[0]:.2f}x, one round"
-    return f"{_median(values):.2f}x, rounds {min(values):.2f} to {max(values):.2f}"
+    return f"{median(values):.2f}x, rounds {min(values):.2f} to {max(values):.2f}"
 
 
 def _within(each: list[float]) -> str:
@@ -727,10 +593,10 @@ def conclusion(r: Results) -> list[str]:
     before_rates = [c.throughput.rate for c in r.of("before")]
     spread = ""
     if len(before_rates) > 1:
-        m = _median(before_rates)
+        m = median(before_rates)
         spread = (
-            f" (the before-worker's own max ranged {_num(min(before_rates))} to "
-            f"{_num(max(before_rates))} commands/s over the rounds, "
+            f" (the before-worker's own max ranged {num(min(before_rates))} to "
+            f"{num(max(before_rates))} commands/s over the rounds, "
             f"{(max(before_rates) - min(before_rates)) / m:.0%} of its median)"
         )
     out.append(
@@ -739,21 +605,21 @@ def conclusion(r: Results) -> list[str]:
         f"{_within(off_cpu)}."
     )
     on_rate = round_ratios(r, rate, "off", "on")
-    extra = _differences(r, lambda c: _us(c.throughput.cpu, ["worker"]), "off", "on")
-    extra_loop = _differences(r, lambda c: _us(c.throughput.cpu, [LOOP]), "off", "on")
-    sink = [_us(c.throughput.cpu, [SINK]) for c in r.of("on")]
+    extra = _differences(r, lambda c: us(c.throughput.cpu, ["worker"]), "off", "on")
+    extra_loop = _differences(r, lambda c: us(c.throughput.cpu, [LOOP]), "off", "on")
+    sink = [us(c.throughput.cpu, [SINK]) for c in r.of("on")]
     spans = [c.spans_per_command for c in r.of("on")]
     commands = [c.exported.kind("command") / c.throughput.records for c in r.of("on")]
     on_cpu = round_ratios(r, worker, "off", "on")
-    each = ", ".join(_num(x) for x in extra)
+    each = ", ".join(num(x) for x in extra)
     out.append(
         f"- **On against off** (every span exported): max throughput on/off {_spread(on_rate)}; "
-        f"{_within(on_rate)}. The worker spends {_num(_median(extra))} µs more CPU per command "
+        f"{_within(on_rate)}. The worker spends {num(median(extra))} µs more CPU per command "
         f"(median of the rounds' own differences: {each}), "
-        f"{_num(_median(extra_loop))} µs of them on its main thread (the event loop), the rest "
+        f"{num(median(extra_loop))} µs of them on its main thread (the event loop), the rest "
         f"on its other threads (the span exporter's); worker CPU on/off {_spread(on_cpu)}. "
-        f"The sink took {_num(_median(sink))} µs per command to receive and decode "
-        f"{_num(_median(spans), 2)} spans per command ({_num(_median(commands), 2)} command "
+        f"The sink took {num(median(sink))} µs per command to receive and decode "
+        f"{num(median(spans), 2)} spans per command ({num(median(commands), 2)} command "
         "spans per command: 1.00 when none was dropped)."
     )
     if r.config.load > 0:
@@ -769,32 +635,14 @@ def conclusion(r: Results) -> list[str]:
     return out
 
 
-def _noisy(r: Results, limit: float = 0.25) -> list[str]:
-    """The phases that ran with more than `limit` cores of other work."""
-    found = []
-    for c in r.cells:
-        phases = [("max", c.busy_max)]
-        if c.load is not None:
-            phases.append((c.load.label, c.load.busy))
-        found += [
-            f"round {c.round} {c.variant} {name} ({b.others:.2f})"
-            for name, b in phases
-            if b.others > limit
-        ]
-    return found
-
-
 def _kib(n: int) -> str:
     return f"{n / 1024:,.0f}"
 
 
 def markdown(r: Results) -> str:
     cfg = r.config
-    out: list[str] = []
+    out = interleaved.heading(r, "tracing", "bench.tracing")
     add = out.append
-    add(f"# session-worker benchmark: tracing, {r.date}\n")
-    command = "python -m bench.tracing" + (" --quick" if cfg.quick else "")
-    add(f"Started {r.started_utc} UTC, took {r.wall_s / 60:.1f} min (`{command}`).")
     add(
         f"Machine: {_machine()}. Services: {r.services}; Redis {r.redis_version}, started here "
         "as a local process."
@@ -857,19 +705,12 @@ def markdown(r: Results) -> str:
         "what the sink received over the max worker's whole life (its shutdown exports what "
         "was still queued), per command preloaded."
     )
-    noisy = _noisy(r)
-    if noisy:
-        add(
-            "\nPhases that shared the machine with more than 0.25 cores of other work (see "
-            "`busy` below): " + ", ".join(noisy) + "."
-        )
+    out += interleaved.noisy(r)
     add("\n## Each round\n")
     add(
-        "`busy`: the machine's cores kept busy on average over the phase (/proc/stat; it has "
-        f"{os.cpu_count()}), and in brackets how many of them went to processes other than the "
-        "benchmark's own (worker, Redis, the OTLP sink, the benchmark process, the broker when "
-        "started here): other work on this shared machine. Spans: all the sink received, then "
-        "command spans, batch spans (one per batch), and the batches' Redis and send spans.\n"
+        interleaved.busy_legend("worker, Redis, the OTLP sink") + " Spans: all the sink "
+        "received, then command spans, batch spans (one per batch), and the batches' Redis and "
+        "send spans.\n"
     )
     add("| round | variant | commands/s | busy | worker µs/cmd | main thread µs/cmd "
         "| Redis µs/cmd | sink µs/cmd | batches | spans | spans/cmd | command | batch | redis "
@@ -879,11 +720,11 @@ def markdown(r: Results) -> str:
         cpu, x = c.throughput.cpu, c.exported
         on = c.variant == "on"
         add(
-            f"| {c.round} | {c.variant} | {_num(c.throughput.rate)} | {_busy(c.busy_max)} "
-            f"| {_num(_us(cpu, ['worker']))} | {_num(_us(cpu, [LOOP]))} "
-            f"| {_num(_us(cpu, [REDIS]), 1)} "
-            f"| {_num(_us(cpu, [SINK])) if on else '-'} | {_num(c.throughput.batches)} "
-            f"| {x.spans:,} | {_num(c.spans_per_command, 2)} | {x.kind('command'):,} "
+            f"| {c.round} | {c.variant} | {num(c.throughput.rate)} | {busy_text(c.busy_max)} "
+            f"| {num(us(cpu, ['worker']))} | {num(us(cpu, [LOOP]))} "
+            f"| {num(us(cpu, [REDIS]), 1)} "
+            f"| {num(us(cpu, [SINK])) if on else '-'} | {num(c.throughput.batches)} "
+            f"| {x.spans:,} | {num(c.spans_per_command, 2)} | {x.kind('command'):,} "
             f"| {x.kind('batch'):,} | {x.kind('redis'):,} | {x.kind('send'):,} "
             f"| {x.requests:,} | {_kib(x.body_bytes)} |"
         )
@@ -899,33 +740,23 @@ def markdown(r: Results) -> str:
             assert ld is not None  # noqa: S101 - filtered above
             res, on = ld.result, c.variant == "on"
             add(
-                f"| {c.round} | {c.variant} | {ld.label} | {_num(res.offered_per_s)} "
-                f"| {_num(_pct(ld, 50), 1)} | {_num(_pct(ld, 95), 1)} | {_num(_pct(ld, 99), 1)} "
-                f"| {res.missing:,} | {_busy(ld.busy)} | {_num(_load_cpu(ld, ['worker']))} "
-                f"| {_num(_load_cpu(ld, [LOOP]))} "
-                f"| {_num(_load_cpu(ld, [REDIS]), 1)} "
-                f"| {_num(_load_cpu(ld, [SINK])) if on else '-'} "
-                f"| {_num(ld.spans_per_command, 2)} |"
+                f"| {c.round} | {c.variant} | {ld.label} | {num(res.offered_per_s)} "
+                f"| {num(pct(ld, 50), 1)} | {num(pct(ld, 95), 1)} | {num(pct(ld, 99), 1)} "
+                f"| {res.missing:,} | {busy_text(ld.busy)} | {num(load_us(ld, ['worker']))} "
+                f"| {num(load_us(ld, [LOOP]))} "
+                f"| {num(load_us(ld, [REDIS]), 1)} "
+                f"| {num(load_us(ld, [SINK])) if on else '-'} "
+                f"| {num(ld.spans_per_command, 2)} |"
             )
-    notes = [f"round {c.round}, {c.variant}: {c.rate_note}" for c in r.cells if c.rate_note]
+    notes = interleaved.rate_notes(r)
     for c in r.cells:
         if c.otel_log:
             notes.append(
                 f"round {c.round}, {c.variant}: OpenTelemetry logged {len(c.otel_log)} lines, "
                 f"the first: `{c.otel_log[0][:200]}`"
             )
-    notes += r.notes
-    if notes:
-        add("\n## Notes\n")
-        out.extend(f"- {note}" for note in notes)
+    out += interleaved.notes_section(notes + r.notes)
     return "\n".join(out) + "\n"
-
-
-def write(results: Results, out: Path) -> Path:
-    out.mkdir(parents=True, exist_ok=True)
-    path = out / f"{results.date}-tracing.md"
-    path.write_text(markdown(results), encoding="utf-8")
-    return path
 
 
 # -- the entry point ---------------------------------------------------------------------------
@@ -941,25 +772,8 @@ async def _main(
     logs = Path(tempfile.mkdtemp(prefix="worker-tracing-"))
     results.notes.append(f"worker and sink logs of this run: {logs}")
     with LocalRedis() as redis, SinkProc(logs / "otlp-sink.log") as sink:
-        # The environment's Kafka security settings, if any; not its Redis ones: the local
-        # server takes no password or TLS.
-        env = {k: v for k, v in os.environ.items() if not k.startswith("REDIS_")}
-        base = Settings.from_env(
-            env,
-            kafka_bootstrap_servers=bootstrap,
-            redis_url=redis.url,
-            log_format="json",
-            log_level="info",
-            key_prefix="tr",
-        )
-        meter = LoopMeter(
-            {
-                "benchmark": os.getpid(),
-                "broker": kafka_pid,
-                REDIS: redis.pid,
-                SINK: sink.pid,
-            }
-        )
+        base = interleaved.base_settings(bootstrap, redis.url, "tr")
+        meter = LoopMeter(interleaved.own_pids(kafka_pid, **{REDIS: redis.pid, SINK: sink.pid}))
         client = aioredis.Redis.from_url(redis.url)
         try:
             with Display() as ui:
@@ -987,17 +801,14 @@ def _commit(rev: str) -> tuple[str, str]:
 def main(argv: Sequence[str] | None = None) -> int:
     cfg = parse_args(argv)
     quiet_logging()
-    stamp = datetime.now(UTC)
-    results = Results(f"{stamp:%Y-%m-%d}", f"{stamp:%Y-%m-%d %H:%M}", cfg)
+    results = Results(*interleaved.stamped(), cfg)
     dropped = _drop_otel_env()
     if dropped:
         results.notes.append(
             "left out of the workers' environment (set in the benchmark's): " + ", ".join(dropped)
         )
-    console = Console(stderr=True)
-    started = time.monotonic()
-    code = 0
-    try:
+
+    def measure(console: Console) -> None:
         before, results.before = _commit(cfg.before)
         with contextlib.ExitStack() as trees:
             old = trees.enter_context(git_tree(before, "before"))
@@ -1012,30 +823,11 @@ def main(argv: Sequence[str] | None = None) -> int:
             envs = {"before": tree_env(old), "current": tree_env(current)}
             results.notes.append(check_tree("before", old, envs["before"], tracing=False))
             results.notes.append(check_tree("current", current, envs["current"], tracing=True))
-            console.print("starting (or finding) Kafka ...", highlight=False)
-            with open_services() as services:
-                kafka_pid = services.kafka.pid if services.kafka else None
-                source = (
-                    "external" if services.kafka is None else "local" if kafka_pid else "docker"
-                )
-                results.services = f"Kafka {source} ({services.bootstrap_servers})"
-                event_loop.run(
-                    _main(cfg, services.bootstrap_servers, kafka_pid, envs, results),
-                    Settings().event_loop,
-                )
-    except KeyboardInterrupt:
-        return 130
-    except Exception as exc:  # noqa: BLE001 - reported, and what was measured is kept
-        console.print_exception()
-        console.print(f"benchmark failed: {exc}", highlight=False)
-        results.notes.insert(0, f"THE RUN FAILED and is incomplete: {exc!r}")
-        code = 1
-    results.wall_s = time.monotonic() - started
-    path = write(results, cfg.out)
-    table = markdown(results).split("## Before, off", 1)[-1].split("\n## ", 1)[0]
-    Console().print("## Before, off" + table, highlight=False, markup=False)
-    Console().print(f"results: {path} ({results.wall_s / 60:.1f} min)", highlight=False)
-    return code
+            interleaved.with_kafka(
+                console, results, lambda bootstrap, pid: _main(cfg, bootstrap, pid, envs, results)
+            )
+
+    return interleaved.main(results, measure, markdown, "tracing", "## Before, off")
 
 
 if __name__ == "__main__":

@@ -4,14 +4,12 @@ Only that it runs and writes every row: timings on a shared 2-core machine prove
 """
 
 import importlib.util
-import os
-import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
 from bench.report import TARGET_ROWS
+from tests.bench.tiny_run import run_bench
 from tests.support import Services
 
 TINY = [
@@ -31,22 +29,7 @@ TINY = [
 
 @pytest.mark.slow
 def test_a_tiny_run_writes_every_row(services: Services, tmp_path: Path) -> None:
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": services.bootstrap_servers,
-        "REDIS_URL": services.redis_url,
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "bench", *TINY, "--out", str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=100,
-        check=False,
-    )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (md,) = tmp_path.glob("*.md")
-    text = md.read_text(encoding="utf-8")
+    md, text = run_bench("bench", TINY, services, tmp_path, timeout=100, report="*.md")
     table = text.split("## Targets", 1)[1].split("\n## ", 1)[0]
     for row in TARGET_ROWS:
         line = next((x for x in table.splitlines() if x.startswith(f"| {row} |")), None)

@@ -5,9 +5,7 @@ Only that it runs, measures the three variants, and that exactly the on-worker e
 command span per command): timings on a shared 2-core machine prove nothing here.
 """
 
-import os
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
@@ -16,6 +14,7 @@ from opentelemetry.sdk.trace import TracerProvider
 from opentelemetry.sdk.trace.export import SimpleSpanProcessor
 
 from bench.tracing import REPO, SinkProc, order
+from tests.bench.tiny_run import each_round, number, run_bench
 from tests.support import Services
 
 COMMANDS = 300
@@ -51,19 +50,6 @@ def test_rounds_alternate_and_keep_off_next_to_both() -> None:
     assert order(3) == order(1)
 
 
-def _each_round(text: str) -> list[dict[str, str]]:
-    """The max-throughput table of "Each round", one {column: cell} per row."""
-    section = text.split("## Each round", 1)[1]
-    block = next(x for x in section.split("\n\n") if x.startswith("| round |"))
-    lines = [x for x in block.splitlines() if not x.startswith("|---")]
-    header, *rows = ([cell.strip() for cell in x.strip("|").split("|")] for x in lines)
-    return [dict(zip(header, row, strict=True)) for row in rows]
-
-
-def _number(cell: str) -> float:
-    return float(cell.replace(",", ""))
-
-
 @pytest.mark.slow
 def test_a_tiny_run_measures_the_three_variants(services: Services, tmp_path: Path) -> None:
     known = subprocess.run(
@@ -73,31 +59,18 @@ def test_a_tiny_run_measures_the_three_variants(services: Services, tmp_path: Pa
     )
     if known.returncode != 0:
         pytest.skip("the before-commit is not in this clone's history")
-    env = {
-        **os.environ,
-        "KAFKA_BOOTSTRAP_SERVERS": services.bootstrap_servers,
-        "REDIS_URL": services.redis_url,  # found, so that open_services starts nothing
-    }
-    done = subprocess.run(
-        [sys.executable, "-m", "bench.tracing", *TINY, "--out", str(tmp_path)],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=180,
-        check=False,
+    _, text = run_bench(
+        "bench.tracing", TINY, services, tmp_path, timeout=180, report="*-tracing.md"
     )
-    assert done.returncode == 0, done.stderr[-3000:]
-    (md,) = tmp_path.glob("*-tracing.md")
-    text = md.read_text(encoding="utf-8")
     assert "THE RUN FAILED" not in text
     assert "| max throughput, commands/s |" in text.split("## Before, off and on", 1)[1]
-    rows = {row["variant"]: row for row in _each_round(text)}
+    rows = {row["variant"]: row for row in each_round(text)[0]}
     assert set(rows) == {"before", "off", "on"}
     for row in rows.values():
-        assert _number(row["commands/s"]) > 0, row
+        assert number(row["commands/s"]) > 0, row
     assert rows["before"]["spans"] == rows["off"]["spans"] == "0"
-    assert _number(rows["on"]["command"]) == COMMANDS, rows["on"]
-    assert _number(rows["on"]["batch"]) >= 1, rows["on"]
+    assert number(rows["on"]["command"]) == COMMANDS, rows["on"]
+    assert number(rows["on"]["batch"]) >= 1, rows["on"]
     # The worktree of the before-commit is gone.
     listed = subprocess.run(
         ["git", "-C", str(REPO), "worktree", "list"], capture_output=True, text=True, check=True
