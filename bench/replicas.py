@@ -25,12 +25,10 @@ and, per metric, the median of the rounds' own on/off ratios.
 Writes <out>/<YYYY-MM-DD>-replicas.md.
 """
 
-import asyncio
 import contextlib
 import math
 import sys
 import tempfile
-import time
 from collections.abc import Callable, Iterator, Sequence
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -49,6 +47,7 @@ from bench.report import _machine
 from bench.runner import RESULTS_DIR, Display, quiet_logging, scrape_metrics
 from bench.sizes import Size
 from devenv.redis_local import LocalRedis
+from devenv.replica_sync import until_replica_in_sync
 from worker.settings import Settings
 
 # The two settings measured: name -> SW_REDIS_MIN_REPLICAS.
@@ -192,24 +191,6 @@ class Results(interleaved.Results[Config, Cell]):
 # -- measuring ---------------------------------------------------------------------------------
 
 
-def _in_sync(info: dict[str, object]) -> bool:
-    """The replica is online (past its first sync) and has everything the primary wrote."""
-    replica = info.get("slave0")
-    return (
-        isinstance(replica, dict)
-        and replica.get("state") == "online"
-        and replica.get("offset") == info.get("master_repl_offset")
-    )
-
-
-async def _until_in_sync(client: aioredis.Redis) -> None:
-    deadline = time.monotonic() + SYNC_TIMEOUT_S
-    while not _in_sync(await client.info("replication")):
-        if time.monotonic() > deadline:
-            raise RuntimeError(f"the replica did not catch up within {SYNC_TIMEOUT_S:g} s")
-        await asyncio.sleep(0.05)
-
-
 def offers(cfg: Config, off_max: float) -> list[tuple[str, float]]:
     """(label, commands/s) of a round's offered loads."""
     if cfg.rate:
@@ -226,7 +207,7 @@ class Runner(interleaved.RoundRunner[Config]):
 
     async def flushed(self) -> None:
         """The replica has caught up with the flushed primary."""
-        await _until_in_sync(self.client)
+        await until_replica_in_sync(self.client, SYNC_TIMEOUT_S)
 
     def describe(self, name: str) -> str:
         return f"{name} (min replicas {SETTINGS[name]})"
@@ -458,7 +439,7 @@ async def _main(cfg: Config, bootstrap: str, kafka_pid: int | None, results: Res
         )
         client = aioredis.Redis.from_url(primary.url)
         try:
-            await _until_in_sync(client)
+            await until_replica_in_sync(client, SYNC_TIMEOUT_S)
             with Display() as ui:
                 await run(cfg, base, client, meter, ui, results)
         finally:

@@ -16,6 +16,7 @@ import pytest_asyncio
 import redis.asyncio as aioredis
 
 from devenv.redis_local import LocalRedis
+from devenv.replica_sync import until_replica_in_sync
 from tests.factories import create_command
 from tests.support import Services, WorkerHarness, fresh_settings
 from worker.errors import StoreUnavailableError
@@ -52,22 +53,9 @@ def replicated(tmp_path_factory: pytest.TempPathFactory) -> Iterator[Replicated]
 async def primary_client(replicated: Replicated) -> AsyncIterator[aioredis.Redis]:
     client = aioredis.Redis.from_url(replicated.primary.url)
     await client.flushdb()
-    deadline = time.monotonic() + 10
-    while not _in_sync(await client.info("replication")):
-        assert time.monotonic() < deadline, "the replica did not catch up"
-        await asyncio.sleep(0.05)
+    await until_replica_in_sync(client, 10)
     yield client
     await client.aclose()
-
-
-def _in_sync(info: dict[str, object]) -> bool:
-    """The replica is online (past its first sync) and has everything the primary wrote."""
-    replica = info.get("slave0")
-    return (
-        isinstance(replica, dict)
-        and replica.get("state") == "online"
-        and replica.get("offset") == info.get("master_repl_offset")
-    )
 
 
 class Paused:
