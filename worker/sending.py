@@ -102,6 +102,8 @@ class EventPublisher:
         batches: dict[int, list[BatchBuilder]] = {}
         deliveries = []
         for n, outcome in enumerate(outcomes):
+            if not outcome.events and outcome.rejection is None:
+                continue  # a duplicate: nothing to write, no trace to look up
             traced = trace_headers(outcome.record) if traces is None else traces[n]
             if outcome.events:
                 partition = partition_of(outcome.event_key, partitions)
