@@ -12,7 +12,7 @@ Attributes follow OpenTelemetry's messaging conventions. They name topics, parti
 the consumer group, session ids (the record key) and outcomes, never a payload value.
 """
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Callable, Iterator, Sequence
 from contextlib import contextmanager
 from typing import Any
 
@@ -180,7 +180,7 @@ class Tracing:
         *,
         group_id: str,
         version: str = "",
-        shutdown: Any = None,
+        shutdown: Callable[[], object] | None = None,
     ) -> None:
         self._tracer = tracer_provider.get_tracer("session-worker", version)
         self._group_id = group_id
